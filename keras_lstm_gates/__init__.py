@@ -1,0 +1,42 @@
+"""keras_lstm_gates: a Keras 3 LSTM whose gates are explicit sublayers.
+
+>>> import keras_lstm_gates as klg
+>>> layer = klg.LSTM(8)
+>>> sorted(n for n in layer.cell.gates)
+['candidate', 'forget_gate', 'input_gate', 'output_gate']
+"""
+
+from .cell import LSTMCell
+from .gates import (
+    CandidateMemory,
+    ForgetGate,
+    Gate,
+    InputGate,
+    OutputGate,
+    SigmoidGate,
+    check_gate_activation,
+)
+from .initializers import ChronoInitializer, FusedSlice
+from .interop import get_fused_weights, set_gates_from_fused, split_fused_weights
+from .layer import LSTM
+from .variants import VARIANTS
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LSTM",
+    "LSTMCell",
+    "Gate",
+    "SigmoidGate",
+    "InputGate",
+    "ForgetGate",
+    "OutputGate",
+    "CandidateMemory",
+    "ChronoInitializer",
+    "FusedSlice",
+    "VARIANTS",
+    "check_gate_activation",
+    "get_fused_weights",
+    "set_gates_from_fused",
+    "split_fused_weights",
+]

@@ -1,0 +1,196 @@
+"""Moving weights between klg and Keras's fused LSTM layout.
+
+``keras.layers.LSTM`` stores three fused arrays, each with the four parts
+side by side along the last axis in the order i, f, c, o:
+
+* ``kernel``           (input_dim, 4 * units)
+* ``recurrent_kernel`` (units, 4 * units)
+* ``bias``             (4 * units,)
+
+klg stores the same numbers in the four sublayers.
+"""
+
+import numpy as np
+from keras import ops
+
+from .recurrence import KERAS_ORDER
+
+
+def _cell_of(layer_or_cell):
+    cell = getattr(layer_or_cell, "cell", layer_or_cell)
+    if not hasattr(cell, "gates"):
+        raise TypeError(
+            "Expected a keras_lstm_gates LSTM or LSTMCell, received "
+            f"{type(layer_or_cell).__name__}."
+        )
+    if not cell.built:
+        raise ValueError(
+            f"{cell.name} is not built yet: call it on data or call "
+            "build((batch, time, features)) first, so its weights exist."
+        )
+    return cell
+
+
+def _check_shape(what, array, expected):
+    if tuple(array.shape) != tuple(expected):
+        raise ValueError(f"{what}: expected shape {tuple(expected)}, received shape {tuple(array.shape)}.")
+
+
+def split_fused_weights(kernel, recurrent_kernel, bias=None):
+    """Split Keras's fused ``(kernel, recurrent_kernel, bias)`` into the four
+    parts, in Keras's order i, f, c, o.
+
+    Returns ``{"input_gate": (W, U, b), "forget_gate": ..., "candidate": ...,
+    "output_gate": ...}`` of numpy arrays (``b`` is ``None`` without bias).
+
+    >>> import numpy as np
+    >>> parts = split_fused_weights(np.zeros((3, 8)), np.zeros((2, 8)), np.arange(8.0))
+    >>> parts["forget_gate"][2]
+    array([2., 3.])
+    """
+    kernel = np.asarray(kernel)
+    recurrent_kernel = np.asarray(recurrent_kernel)
+    if recurrent_kernel.ndim != 2 or recurrent_kernel.shape[1] != 4 * recurrent_kernel.shape[0]:
+        raise ValueError(
+            "recurrent_kernel: expected shape (units, 4 * units), received shape "
+            f"{tuple(recurrent_kernel.shape)}."
+        )
+    units = recurrent_kernel.shape[0]
+    if kernel.ndim != 2:
+        raise ValueError(
+            f"kernel: expected shape (input_dim, {4 * units}), received shape {tuple(kernel.shape)}."
+        )
+    _check_shape("kernel", kernel, (kernel.shape[0], 4 * units))
+    if bias is not None:
+        bias = np.asarray(bias)
+        _check_shape("bias", bias, (4 * units,))
+    parts = {}
+    for k, name in enumerate(KERAS_ORDER):
+        block = slice(k * units, (k + 1) * units)
+        parts[name] = (
+            kernel[:, block],
+            recurrent_kernel[:, block],
+            None if bias is None else bias[block],
+        )
+    return parts
+
+
+def set_gates_from_fused(layer_or_cell, kernel, recurrent_kernel, bias=None):
+    """Set the four parts of a built klg layer or cell from Keras's fused
+    arrays (order i, f, c, o) and return them as :func:`split_fused_weights`
+    does.  Wrong shapes raise a ``ValueError`` naming expected and received.
+
+    >>> import numpy as np, keras_lstm_gates as klg
+    >>> layer = klg.LSTM(2)
+    >>> layer.build((None, 5, 3))
+    >>> k = np.ones((3, 8), "float32")
+    >>> parts = set_gates_from_fused(layer, k, np.zeros((2, 8)), np.zeros(8))
+    >>> float(np.asarray(layer.cell.output_gate.kernel).sum())
+    6.0
+    """
+    cell = _cell_of(layer_or_cell)
+    if not cell.spec.is_vanilla:
+        raise ValueError(
+            f"Keras's fused layout has no place for variant {cell.spec.name!r} "
+            f"(peepholes={cell.spec.peepholes}); set its gates one by one."
+        )
+    units, input_dim = cell.units, cell.input_dim
+    _check_shape("kernel", np.asarray(kernel), (input_dim, 4 * units))
+    _check_shape("recurrent_kernel", np.asarray(recurrent_kernel), (units, 4 * units))
+    if cell.use_bias:
+        if bias is None:
+            raise ValueError(f"bias: expected shape ({4 * units},), received None.")
+        _check_shape("bias", np.asarray(bias), (4 * units,))
+    elif bias is not None:
+        raise ValueError("bias: the layer has use_bias=False, so expected None, received an array.")
+    parts = split_fused_weights(kernel, recurrent_kernel, bias)
+    for name, (w, u, b) in parts.items():
+        gate = cell.gates[name]
+        gate.kernel.assign(w)
+        gate.recurrent_kernel.assign(u)
+        if b is not None:
+            gate.bias.assign(b)
+    return parts
+
+
+def get_fused_weights(layer_or_cell):
+    """The klg weights in Keras's fused layout: ``[kernel, recurrent_kernel]``
+    plus ``bias`` when the layer has one, as numpy arrays.
+
+    >>> import keras_lstm_gates as klg
+    >>> layer = klg.LSTM(2)
+    >>> layer.build((None, 5, 3))
+    >>> [w.shape for w in get_fused_weights(layer)]
+    [(3, 8), (2, 8), (8,)]
+    """
+    cell = _cell_of(layer_or_cell)
+    if not cell.spec.is_vanilla:
+        raise ValueError(
+            f"Keras's fused layout has no place for variant {cell.spec.name!r} "
+            f"(peepholes={cell.spec.peepholes})."
+        )
+    gates = [cell.gates[n] for n in KERAS_ORDER]
+    out = [
+        np.concatenate([ops.convert_to_numpy(g.kernel) for g in gates], axis=-1),
+        np.concatenate([ops.convert_to_numpy(g.recurrent_kernel) for g in gates], axis=-1),
+    ]
+    if cell.use_bias:
+        out.append(np.concatenate([ops.convert_to_numpy(g.bias) for g in gates], axis=-1))
+    return out
+
+
+_NOT_CARRIED = ("implementation", "cell")
+
+
+def lstm_from_keras(cls, keras_layer, **overrides):
+    import keras
+
+    if not isinstance(keras_layer, keras.layers.LSTM):
+        raise TypeError(
+            f"from_keras expects a keras.layers.LSTM, received {type(keras_layer).__name__}."
+        )
+    if not keras_layer.built:
+        raise ValueError(
+            f"{keras_layer.name} is not built: call it on data first so that "
+            "its weights exist."
+        )
+    config = {k: v for k, v in keras_layer.get_config().items() if k not in _NOT_CARRIED}
+    config.update(overrides)
+    layer = cls(**config)
+    input_dim = keras_layer.cell.kernel.shape[0]
+    batch = None
+    if keras_layer.stateful:
+        batch = int(ops.shape(keras_layer.states[0])[0])
+    layer.build((batch, None, input_dim))
+    set_gates_from_fused(layer, *[ops.convert_to_numpy(w) for w in keras_layer.cell.weights])
+    return layer
+
+
+def lstm_to_keras(layer):
+    import keras
+
+    cell = _cell_of(layer)
+    if not cell.spec.is_vanilla or cell.gate_options:
+        raise ValueError(
+            "to_keras needs a vanilla LSTM with no per-gate options; this layer "
+            f"has variant={cell.spec.name!r}, peepholes={cell.spec.peepholes}, "
+            f"gate_options={sorted(cell.gate_options)}."
+        )
+    if layer.return_gates:
+        raise ValueError("to_keras: keras.layers.LSTM cannot return gates; set return_gates=False.")
+    config = layer.get_config()
+    for key in (
+        "gate_options",
+        "variant",
+        "peepholes",
+        "forget_bias",
+        "chrono_t_max",
+        "chrono_seed",
+        "return_gates",
+    ):
+        config.pop(key, None)
+    keras_layer = keras.layers.LSTM(**config)
+    batch = int(ops.shape(layer.states[0])[0]) if layer.stateful else None
+    keras_layer.build((batch, None, cell.input_dim))
+    keras_layer.set_weights(get_fused_weights(layer))
+    return keras_layer

@@ -1,0 +1,247 @@
+"""The fused LSTM computation: one matmul for all gates, over a whole sequence.
+
+The gate sublayers hold the only copy of the weights.  At call time
+:func:`fused_weights` concatenates them along the gate axis (a view of the
+sublayers' variables), so that:
+
+* the input projection of every timestep is one matmul outside the loop;
+* each step does one recurrent matmul for every gate;
+* the sigmoid gates are laid out first, so one activation call serves them all.
+
+The step equations (vanilla LSTM, Hochreiter & Schmidhuber 1997 with the
+forget gate of Gers et al. 2000)::
+
+    z_t = x_t W + h_{t-1} U + b            # all gates at once
+    i_t, f_t, o_t = sigma(z_t^{i,f,o})
+    g_t = tanh(z_t^g)                      # candidate memory C~_t
+    c_t = f_t * c_{t-1} + i_t * g_t
+    h_t = o_t * tanh(c_t)
+"""
+
+from keras import activations, ops
+
+from .variants import SIGMOID_GATES
+
+# The layout of the fused weights inside klg: sigmoid gates first.
+COMPUTE_ORDER = ("input_gate", "forget_gate", "output_gate", "candidate")
+# The layout of keras.layers.LSTM's fused weights.
+KERAS_ORDER = ("input_gate", "forget_gate", "candidate", "output_gate")
+
+
+class StepPlan:
+    """The Python-level layout of one cell's fused computation.
+
+    Built once per call from the cell's configuration; it reads no tensor.
+    """
+
+    def __init__(self, cell):
+        self.cell = cell
+        self.spec = cell.spec
+        self.units = cell.units
+        self.order = tuple(n for n in COMPUTE_ORDER if n in self.spec.present_gates)
+        self.sigmoid_order = tuple(n for n in self.order if n in SIGMOID_GATES)
+        gates = [cell.gates[n] for n in self.sigmoid_order]
+        shared = {id(g.activation) for g in gates}
+        # One activation call can serve every sigmoid gate only when they share
+        # one function and no peephole needs the new cell state first.
+        self.shared_sigmoid = (
+            len(shared) == 1 and not self.spec.peepholes and not self.spec.full_gate_recurrence
+        )
+        self.output_activation = (
+            activations.linear if self.spec.output_linear else cell.activation
+        )
+
+    def weights(self, order=None):
+        """Concatenated ``(kernel, recurrent_kernel, bias)`` of the present gates."""
+        order = self.order if order is None else order
+        gates = [self.cell.gates[n] for n in order]
+        kernel = _concat([g.kernel for g in gates])
+        recurrent_kernel = _concat([g.recurrent_kernel for g in gates])
+        bias = _concat([g.bias for g in gates]) if self.cell.use_bias else None
+        return kernel, recurrent_kernel, bias
+
+    def gate_recurrent_kernel(self):
+        gates = [self.cell.gates[n] for n in self.sigmoid_order]
+        return _concat([g.gate_recurrent_kernel for g in gates])
+
+
+def _concat(tensors):
+    tensors = [ops.convert_to_tensor(t) for t in tensors]
+    return tensors[0] if len(tensors) == 1 else ops.concatenate(tensors, axis=-1)
+
+
+def step(plan, z, c_prev, previous_gates=None, gate_recurrent_kernel=None):
+    """One step from the fused pre-activation ``z`` (batch, n_gates * units).
+
+    ``z`` already holds ``x_t W + h_{t-1} U + b``.  Returns ``(h, c, gates)``
+    where ``gates`` maps ``input_gate``, ``forget_gate``, ``candidate`` and
+    ``output_gate`` to their activations; a gate the variant removes is
+    reported with the constant it stands for.
+    """
+    cell, spec, units = plan.cell, plan.spec, plan.units
+    n_sig = len(plan.sigmoid_order)
+    candidate = cell.candidate.activation(z[:, n_sig * units :])
+    if plan.shared_sigmoid:
+        first = cell.gates[plan.sigmoid_order[0]].activation
+        sig = first(z[:, : n_sig * units])
+        values = {name: sig[:, k * units : (k + 1) * units] for k, name in enumerate(plan.sigmoid_order)}
+    else:
+        pre = {name: z[:, k * units : (k + 1) * units] for k, name in enumerate(plan.sigmoid_order)}
+        if gate_recurrent_kernel is not None:
+            extra = ops.matmul(previous_gates, gate_recurrent_kernel)
+            for k, name in enumerate(plan.sigmoid_order):
+                pre[name] = pre[name] + extra[:, k * units : (k + 1) * units]
+        values = {}
+        for name in plan.sigmoid_order:
+            gate = cell.gates[name]
+            if name == "output_gate":
+                continue
+            if gate.peephole is not None:
+                pre[name] = pre[name] + gate.peephole * c_prev
+            values[name] = gate.activation(pre[name])
+    i = values.get("input_gate")
+    if spec.coupled:
+        f = 1.0 - i
+    else:
+        f = values.get("forget_gate")
+    if i is None:
+        c = candidate if f is None else f * c_prev + candidate
+    else:
+        c = i * candidate if f is None else f * c_prev + i * candidate
+    if spec.has_output_gate and "output_gate" not in values:
+        gate = cell.output_gate
+        pre_o = pre["output_gate"]
+        if gate.peephole is not None:
+            pre_o = pre_o + gate.peephole * c
+        values["output_gate"] = gate.activation(pre_o)
+    o = values.get("output_gate")
+    squashed = plan.output_activation(c)
+    h = squashed if o is None else o * squashed
+    ones = None
+    gates = {}
+    for name, value in (("input_gate", i), ("forget_gate", f), ("candidate", candidate), ("output_gate", o)):
+        if value is None:
+            ones = ops.ones_like(c) if ones is None else ones
+            value = ones
+        gates[name] = value
+    return h, c, gates
+
+
+def packed_gate_state(gates):
+    """The FGR carry: the previous step's i, f, o side by side."""
+    return ops.concatenate([gates["input_gate"], gates["forget_gate"], gates["output_gate"]], axis=-1)
+
+
+def run_sequence(
+    cell,
+    inputs,
+    initial_state,
+    mask=None,
+    go_backwards=False,
+    unroll=False,
+    zero_output_for_mask=False,
+    return_sequences=True,
+    return_gates=False,
+    input_dropout_mask=None,
+    recurrent_dropout_mask=None,
+):
+    """Run ``cell`` over ``inputs`` (batch, time, features) with the fused path.
+
+    Returns ``(last_output, outputs, states, trace)``: ``outputs`` is
+    (batch, time, units) when ``return_sequences`` else ``last_output`` with a
+    time axis of 1, ``states`` is ``[h, c]`` (plus the gate carry for FGR), and
+    ``trace`` is ``None`` or a dict of (batch, time, units) arrays for
+    ``input_gate``, ``forget_gate``, ``candidate``, ``output_gate`` and
+    ``cell_state``.  Masked steps keep the state and repeat the previous
+    output (or output zeros with ``zero_output_for_mask``), as
+    ``keras.layers.RNN`` does; in the trace they are zero.
+    """
+    plan = StepPlan(cell)
+    kernel, recurrent_kernel, bias = plan.weights()
+    grk = plan.gate_recurrent_kernel() if plan.spec.full_gate_recurrence else None
+    dtype = kernel.dtype
+    x = ops.cast(inputs, dtype)
+    if input_dropout_mask is not None:
+        x = x * ops.expand_dims(ops.cast(input_dropout_mask, dtype), 1)
+    xz = ops.matmul(x, kernel)
+    if bias is not None:
+        xz = xz + bias
+    xz = ops.transpose(xz, (1, 0, 2))  # time major
+    if mask is not None:
+        mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))
+        mask = ops.expand_dims(mask, -1)
+    if go_backwards:
+        xz = ops.flip(xz, axis=0)
+        if mask is not None:
+            mask = ops.flip(mask, axis=0)
+    if recurrent_dropout_mask is not None:
+        recurrent_dropout_mask = ops.cast(recurrent_dropout_mask, dtype)
+
+    h0 = ops.cast(initial_state[0], dtype)
+    c0 = ops.cast(initial_state[1], dtype)
+    carry0 = [h0, c0]
+    if grk is not None:
+        carry0.append(ops.cast(initial_state[2], dtype))
+
+    def one_step(carry, xs):
+        h_prev, c_prev = carry[0], carry[1]
+        gate_prev = carry[2] if grk is not None else None
+        if mask is not None:
+            xz_t, m_t = xs
+        else:
+            xz_t, m_t = xs, None
+        h_in = h_prev if recurrent_dropout_mask is None else h_prev * recurrent_dropout_mask
+        z = xz_t + ops.matmul(h_in, recurrent_kernel)
+        h, c, gates = step(plan, z, c_prev, gate_prev, grk)
+        new_carry = [h, c]
+        if grk is not None:
+            new_carry.append(packed_gate_state(gates))
+        if m_t is not None:
+            new_carry = [ops.where(m_t, n, o) for n, o in zip(new_carry, carry)]
+            if zero_output_for_mask:
+                out = ops.where(m_t, h, ops.zeros_like(h))
+            else:
+                out = new_carry[0]
+        else:
+            out = h
+        ys = [out]
+        if return_gates:
+            traced = [gates[k] for k in ("input_gate", "forget_gate", "candidate", "output_gate")] + [c]
+            if m_t is not None:
+                traced = [ops.where(m_t, t, ops.zeros_like(t)) for t in traced]
+            ys.extend(traced)
+        return new_carry, ys
+
+    xs = (xz, mask) if mask is not None else xz
+    timesteps = xz.shape[0]
+    if unroll:
+        if timesteps is None:
+            raise ValueError("unroll=True needs a known number of timesteps.")
+        carry, collected = carry0, []
+        for t in range(timesteps):
+            x_t = (xz[t], mask[t]) if mask is not None else xz[t]
+            carry, ys = one_step(carry, x_t)
+            collected.append(ys)
+        final = carry
+        ys_all = [ops.stack([c[k] for c in collected], axis=0) for k in range(len(collected[0]))]
+    else:
+        final, ys_all = scan(one_step, carry0, xs)
+
+    outputs_tm = ys_all[0]
+    last_output = outputs_tm[-1]
+    if return_sequences:
+        outputs = ops.transpose(outputs_tm, (1, 0, 2))
+    else:
+        outputs = ops.expand_dims(last_output, 1)
+    trace = None
+    if return_gates:
+        names = ("input_gate", "forget_gate", "candidate", "output_gate", "cell_state")
+        trace = {n: ops.transpose(v, (1, 0, 2)) for n, v in zip(names, ys_all[1:])}
+    return last_output, outputs, list(final), trace
+
+
+def scan(fn, carry, xs):
+    """``keras.ops.scan`` with list carries and list outputs."""
+    from . import loops
+
+    return loops.scan(fn, carry, xs)

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# One entry point for everything a developer or CI runs.
+#
+#   bash tasks.sh demo    # set up, then train klg.LSTM on a long-memory task (CPU, < 2 min)
+#   bash tasks.sh test    # set up, then run the whole test suite on all three backends
+#   bash tasks.sh docs    # set up, then build the site and serve it on http://127.0.0.1:8000
+#   bash tasks.sh bench   # set up, then run the speed benchmark (see docs/performance.md)
+#
+# Setup is idempotent: a virtual environment in .venv with TensorFlow, JAX and
+# PyTorch (CPU builds), the test and docs tools, and KaTeX for the site.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+VENV=.venv
+
+setup_python() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  # shellcheck disable=SC1091
+  . "$VENV/bin/activate"
+  local stamp="$VENV/.klg-setup-$(cat pyproject.toml tools/requirements-dev.txt | sha1sum | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    python -m pip install -q --upgrade pip
+    # torch is pinned here (a CPU build), never in the package metadata.
+    python -m pip install -q -r tools/requirements-dev.txt
+    python -m pip install -q -e ".[test,docs,plot]"
+    touch "$stamp"
+  fi
+}
+
+setup_site() {
+  # KaTeX from the npm registry, copied into the site at build time.
+  if [ ! -f node_modules/katex/dist/katex.min.js ]; then
+    npm install --no-audit --no-fund --silent
+  fi
+}
+
+setup_browser() {
+  if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+  fi
+}
+
+case "${1:-}" in
+  demo)
+    setup_python
+    shift
+    KERAS_BACKEND=${KERAS_BACKEND:-tensorflow} python -m keras_lstm_gates.demo "$@"
+    ;;
+  test)
+    setup_python
+    setup_site
+    setup_browser
+    shift
+    bash tools/run_tests.sh "$@"
+    ;;
+  docs)
+    setup_python
+    setup_site
+    mkdocs serve -a 127.0.0.1:8000
+    ;;
+  bench)
+    setup_python
+    shift
+    python benchmarks/run.py "$@"
+    ;;
+  *)
+    sed -n '2,9p' "$0"
+    exit 2
+    ;;
+esac
