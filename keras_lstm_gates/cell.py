@@ -35,9 +35,7 @@ _KERAS_INDEX = {name: k for k, name in enumerate(recurrence.KERAS_ORDER)}
 
 def check_units(units):
     if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-        raise ValueError(
-            f"Expected `units` to be a positive integer, received units={units!r}."
-        )
+        raise ValueError(f"Expected `units` to be a positive integer, received units={units!r}.")
     return int(units)
 
 
@@ -46,13 +44,10 @@ def check_gate_options(gate_options, spec):
     gate_options = dict(gate_options or {})
     for gate, options in gate_options.items():
         if gate not in GATE_NAMES:
-            raise ValueError(
-                f"gate_options: unknown part {gate!r}; expected one of {GATE_NAMES}."
-            )
+            raise ValueError(f"gate_options: unknown part {gate!r}; expected one of {GATE_NAMES}.")
         if gate not in spec.present_gates:
             raise ValueError(
-                f"gate_options: variant {spec.name!r} has no {gate}, so it "
-                "cannot take options."
+                f"gate_options: variant {spec.name!r} has no {gate}, so it cannot take options."
             )
         if not isinstance(options, dict):
             raise ValueError(
@@ -242,7 +237,9 @@ class LSTMCell(Layer, DropoutRNNCell):
                 kwargs["recurrent_gate_dim"] = 3 * self.units
         if name == "forget_gate":
             if self.chrono_t_max is not None:
-                kwargs["bias_initializer"] = ChronoInitializer(self.chrono_t_max, seed=self.chrono_seed)
+                kwargs["bias_initializer"] = ChronoInitializer(
+                    self.chrono_t_max, seed=self.chrono_seed
+                )
             elif self.forget_bias is not None:
                 kwargs["bias_initializer"] = initializers.Constant(self.forget_bias)
             elif self.unit_forget_bias:
@@ -252,7 +249,11 @@ class LSTMCell(Layer, DropoutRNNCell):
                 self.chrono_t_max, negate=True, seed=self.chrono_seed
             )
         kwargs.update(self.gate_options.get(name, {}))
-        if name == "candidate" and self.spec.candidate_linear and "activation" in self.gate_options.get(name, {}):
+        if (
+            name == "candidate"
+            and self.spec.candidate_linear
+            and "activation" in self.gate_options.get(name, {})
+        ):
             raise ValueError("variant 'NIAF' fixes the candidate activation to linear.")
         return kwargs
 
@@ -391,6 +392,8 @@ def _option_kind(option):
 
 def serialize_gate_options(gate_options):
     return {
-        gate: {k: _SERIALIZERS[_option_kind(k)](_GETTERS[_option_kind(k)](v)) for k, v in opts.items()}
+        gate: {
+            k: _SERIALIZERS[_option_kind(k)](_GETTERS[_option_kind(k)](v)) for k, v in opts.items()
+        }
         for gate, opts in gate_options.items()
     }

@@ -38,10 +38,8 @@ _KNOWN_OUT_OF_RANGE = {
     "unit's gate value would depend on every other unit's, and the gates "
     "could not all be open at once",
     "log_softmax": "log_softmax is negative and normalises across units",
-    "tanh": "tanh maps into (-1, 1): a negative gate would flip the sign of "
-    "the memory it scales",
-    "relu": "relu maps into [0, inf): a gate above 1 would amplify the memory "
-    "without bound",
+    "tanh": "tanh maps into (-1, 1): a negative gate would flip the sign of the memory it scales",
+    "relu": "relu maps into [0, inf): a gate above 1 would amplify the memory without bound",
     "linear": "linear (no activation) is unbounded",
     "elu": "elu maps into (-1, inf)",
     "selu": "selu is unbounded",
@@ -166,8 +164,7 @@ class Gate(Layer):
         super().__init__(**kwargs)
         if not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(
-                f"{self.name}: expected `units` to be a positive integer, "
-                f"received units={units!r}."
+                f"{self.name}: expected `units` to be a positive integer, received units={units!r}."
             )
         self.units = int(units)
         self.activation = self._resolve_activation(activation)
@@ -248,9 +245,7 @@ class Gate(Layer):
         return z
 
     def call(self, inputs, hidden_state, cell_state=None, previous_gates=None):
-        return self.activation(
-            self.preactivation(inputs, hidden_state, cell_state, previous_gates)
-        )
+        return self.activation(self.preactivation(inputs, hidden_state, cell_state, previous_gates))
 
     def compute_output_shape(self, input_shape, *args, **kwargs):
         return tuple(input_shape[:-1]) + (self.units,)

@@ -33,7 +33,9 @@ def _cell_of(layer_or_cell):
 
 def _check_shape(what, array, expected):
     if tuple(array.shape) != tuple(expected):
-        raise ValueError(f"{what}: expected shape {tuple(expected)}, received shape {tuple(array.shape)}.")
+        raise ValueError(
+            f"{what}: expected shape {tuple(expected)}, received shape {tuple(array.shape)}."
+        )
 
 
 def split_fused_weights(kernel, recurrent_kernel, bias=None):
@@ -151,8 +153,7 @@ def lstm_from_keras(cls, keras_layer, **overrides):
         )
     if not keras_layer.built:
         raise ValueError(
-            f"{keras_layer.name} is not built: call it on data first so that "
-            "its weights exist."
+            f"{keras_layer.name} is not built: call it on data first so that its weights exist."
         )
     config = {k: v for k, v in keras_layer.get_config().items() if k not in _NOT_CARRIED}
     config.update(overrides)

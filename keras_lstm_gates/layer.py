@@ -206,8 +206,7 @@ class LSTM(RNN):
                 ok = shape[0] == batch_size
             if not ok:
                 raise ValueError(
-                    f"{self.name}: initial_state[{k}] must have shape "
-                    f"{expected}, received {shape}."
+                    f"{self.name}: initial_state[{k}] must have shape {expected}, received {shape}."
                 )
 
     # -- execution paths ---------------------------------------------------
@@ -221,7 +220,10 @@ class LSTM(RNN):
         cell = self.cell
         if not cell.spec.is_vanilla:
             return f"variant={cell.spec.name!r}, peepholes={cell.spec.peepholes}"
-        if cell.candidate.activation is not activations.tanh or cell.activation is not activations.tanh:
+        if (
+            cell.candidate.activation is not activations.tanh
+            or cell.activation is not activations.tanh
+        ):
             return "the candidate and output activations must be tanh"
         for name in SIGMOID_GATES:
             if cell.gates[name].activation is not activations.sigmoid:

@@ -104,10 +104,9 @@ def step(plan, z, c_prev, previous_gates=None, gate_recurrent_kernel=None):
         f = 1.0 - i
     else:
         f = values.get("forget_gate")
-    if i is None:
-        c = candidate if f is None else f * c_prev + candidate
-    else:
-        c = i * candidate if f is None else f * c_prev + i * candidate
+    # A removed gate is the constant 1: NIG writes g whole, NFG keeps c whole.
+    written = candidate if i is None else i * candidate
+    c = c_prev + written if f is None else f * c_prev + written
     if spec.has_output_gate and "output_gate" not in values:
         gate = cell.output_gate
         pre_o = pre["output_gate"]

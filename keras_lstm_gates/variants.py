@@ -40,8 +40,7 @@ class VariantSpec:
         variant = "vanilla" if variant is None else variant
         if variant not in VARIANTS:
             raise ValueError(
-                f"Unknown LSTM variant: expected one of {VARIANTS}, "
-                f"received variant={variant!r}."
+                f"Unknown LSTM variant: expected one of {VARIANTS}, received variant={variant!r}."
             )
         if variant == "NP" and peepholes:
             raise ValueError(
