@@ -19,11 +19,14 @@ from .gates import (
 from .initializers import ChronoInitializer, FusedSlice
 from .interop import get_fused_weights, set_gates_from_fused, split_fused_weights
 from .layer import LSTM
+from .tracing import GateTrace, trace
 from .variants import VARIANTS
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "trace",
+    "GateTrace",
     "LSTM",
     "LSTMCell",
     "Gate",

@@ -1,0 +1,246 @@
+"""MkDocs hooks of the keras_lstm_gates site (see ``hooks:`` in mkdocs.yml).
+
+What they do, in build order:
+
+* ``on_config``: put the notebooks of ``notebooks/`` under *Tutorials* in the
+  nav, every page of ``docs/variants/`` under *Variants*, and an API page for
+  each optional module (tracing, plots, torch import) that exists.
+* ``on_files``: add to the build, without copying anything into ``docs/``,
+  KaTeX's ``dist/`` from ``node_modules/katex`` (the npm package pinned in
+  package.json) as ``assets/katex/``, the notebooks as ``tutorials/*.ipynb``,
+  the generated API pages, and ``assets/javascripts/klg-symbols.js`` (the
+  hover text of every symbol, read from ``docs/symbols.md``).
+* ``on_page_markdown``: print each checked number ``[[key=value]]`` as its
+  value (tests/site/test_docs_numbers.py recomputes it), and turn ``\\sym{id}{tex}`` inside math into
+  ``\\href{<relative url of symbols page>#sym-id}{tex}`` and fail the build
+  when ``id`` is not an anchor of the symbols page.
+* ``on_page_content``: drop the network scripts (MathJax, mermaid,
+  RequireJS from CDNs) that nbconvert puts into rendered notebooks; the
+  site's own KaTeX renders their math.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
+
+log = logging.getLogger("mkdocs.hooks.klg")
+
+KATEX_VERSION_FILE = "package.json"
+KATEX_FILES = ("katex.min.js", "katex.min.css", "contrib/auto-render.min.js")
+NOTEBOOK_DIR = "notebooks"
+TUTORIALS = "tutorials"
+TUTORIALS_TITLE = "Tutorials"
+AUTO_SECTIONS = ("variants/",)
+# (page, title, module, source file): API pages made only when the module exists.
+OPTIONAL_API = (
+    ("api/tracing.md", "Tracing", "keras_lstm_gates.tracing", "keras_lstm_gates/tracing.py"),
+    ("api/plots.md", "Plots", "keras_lstm_gates.plots", "keras_lstm_gates/plots.py"),
+    (
+        "api/torch_import.md",
+        "PyTorch import",
+        "keras_lstm_gates.torch_import",
+        "keras_lstm_gates/torch_import.py",
+    ),
+)
+API_SECTION = "API reference"
+SYMBOLS_PAGE = "symbols.md"
+SYMBOL_ROW = re.compile(r'^\|\s*<a id="sym-([a-z0-9-]+)"></a>.*?\|\s*([^|]+?)\s*\|', re.M)
+SYM_MACRO = re.compile(r"\\sym\{([^{}]*)\}")
+# A number the tests recompute (tests/site/test_docs_numbers.py): [[key=value]].
+NUMBER = re.compile(r"\[\[([a-z0-9_.-]+)=([^\]\s]+)\]\]")
+
+_state: dict = {}
+
+
+def _root(config) -> Path:
+    return Path(config.config_file_path).resolve().parent
+
+
+def _notebooks(root: Path) -> list[Path]:
+    folder = root / os.environ.get("KLG_DOCS_NOTEBOOKS", NOTEBOOK_DIR)
+    return sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
+
+
+# -- nav ---------------------------------------------------------------------
+
+
+def _nav_files(nav) -> set[str]:
+    found = set()
+    for item in nav or []:
+        value = next(iter(item.values())) if isinstance(item, dict) else item
+        if isinstance(value, list):
+            found |= _nav_files(value)
+        elif isinstance(value, str):
+            found.add(value)
+    return found
+
+
+def _complete_sections(nav, docs_dir: Path, listed: set[str]) -> None:
+    """Append every page under an AUTO_SECTIONS folder to the nav section
+    that lists the folder's ``index.md``."""
+    for item in nav:
+        if not isinstance(item, dict):
+            continue
+        value = next(iter(item.values()))
+        if not isinstance(value, list):
+            continue
+        for prefix in AUTO_SECTIONS:
+            if prefix + "index.md" in _nav_files(value):
+                pages = sorted(
+                    p.relative_to(docs_dir).as_posix() for p in (docs_dir / prefix).rglob("*.md")
+                )
+                value.extend(p for p in pages if p not in listed)
+        _complete_sections(value, docs_dir, listed)
+
+
+def on_config(config):
+    root = _root(config)
+    docs_dir = Path(config.docs_dir)
+    nav = config.nav
+    if nav is None:
+        raise PluginError("mkdocs.yml must have an explicit nav.")
+    _complete_sections(nav, docs_dir, _nav_files(nav))
+
+    notebooks = _notebooks(root)
+    tutorials = [f"{TUTORIALS}/{nb.name}" for nb in notebooks]
+    for item in nav:
+        if isinstance(item, dict) and TUTORIALS_TITLE in item:
+            section = item[TUTORIALS_TITLE]
+            if isinstance(section, str):
+                section = item[TUTORIALS_TITLE] = [section]
+            section.extend(t for t in tutorials if t not in section)
+            break
+    else:
+        if tutorials:
+            nav.insert(1, {TUTORIALS_TITLE: tutorials})
+
+    generated_api = []
+    for page, title, module, source in OPTIONAL_API:
+        if (root / source).is_file() and not (docs_dir / page).is_file():
+            generated_api.append((page, title, module))
+    for item in nav:
+        if isinstance(item, dict) and API_SECTION in item and isinstance(item[API_SECTION], list):
+            listed = _nav_files(item[API_SECTION])
+            item[API_SECTION].extend({t: p} for p, t, _ in generated_api if p not in listed)
+    _state.update(root=root, notebooks=notebooks, generated_api=generated_api)
+    return config
+
+
+# -- files -------------------------------------------------------------------
+
+
+def _katex_dist(root: Path) -> Path:
+    dist = root / "node_modules" / "katex" / "dist"
+    if not (dist / "katex.min.js").is_file() and shutil.which("npm"):
+        log.info("KaTeX is not installed; running `npm install` in %s", root)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=root, check=False
+        )
+    if not (dist / "katex.min.js").is_file():
+        raise PluginError(
+            "KaTeX is missing: expected node_modules/katex/dist/katex.min.js. "
+            "Run `npm install` in the repository root (package.json pins katex)."
+        )
+    wanted = json.loads((root / KATEX_VERSION_FILE).read_text())["dependencies"]["katex"]
+    installed = json.loads((dist.parent / "package.json").read_text())["version"]
+    if installed != wanted:
+        raise PluginError(
+            f"KaTeX {wanted} is pinned in package.json, but node_modules has {installed}. "
+            "Run `npm install`."
+        )
+    return dist
+
+
+def _symbol_titles(docs_dir: Path) -> dict[str, str]:
+    text = (docs_dir / SYMBOLS_PAGE).read_text(encoding="utf-8")
+    titles = {}
+    for anchor, read_as in SYMBOL_ROW.findall(text):
+        titles[anchor] = re.sub(r"[`*_]", "", read_as).strip()
+    if not titles:
+        raise PluginError(f"{SYMBOLS_PAGE}: found no symbol rows '| <a id=\"sym-...\"></a>'.")
+    return titles
+
+
+@event_priority(100)  # before mkdocs-jupyter wraps the notebooks
+def on_files(files: Files, config) -> Files:
+    root = _state["root"]
+    dist = _katex_dist(root)
+    for path in sorted(dist.rglob("*")):
+        rel = path.relative_to(dist).as_posix()
+        if path.is_file() and (rel in KATEX_FILES or rel.startswith("fonts/")):
+            files.append(File.generated(config, f"assets/katex/{rel}", abs_src_path=str(path)))
+    for nb in _state["notebooks"]:
+        files.append(File.generated(config, f"{TUTORIALS}/{nb.name}", abs_src_path=str(nb)))
+    for page, title, module in _state["generated_api"]:
+        content = (
+            f"# {title}\n\nGenerated from the docstrings of `{module}`.\n\n::: {module}\n"
+        )
+        files.append(File.generated(config, page, content=content))
+    titles = _symbol_titles(Path(config.docs_dir))
+    _state["symbols"] = titles
+    script = "window.KLG_SYMBOLS = " + json.dumps(titles, indent=1, sort_keys=True) + ";\n"
+    files.append(File.generated(config, "assets/javascripts/klg-symbols.js", content=script))
+    return files
+
+
+# -- pages -------------------------------------------------------------------
+
+
+def on_page_markdown(markdown, page, config, files):
+    markdown = NUMBER.sub(lambda m: m.group(2), markdown)
+    if "[[" in markdown and re.search(r"\[\[[a-z0-9_.-]+=", markdown):
+        log.warning("%s: a [[key=value]] number marker is malformed", page.file.src_uri)
+    if "\\sym{" not in markdown:
+        return markdown
+    symbols_file = files.get_file_from_path(SYMBOLS_PAGE)
+    target = symbols_file.url_relative_to(page.file)
+    known = _state["symbols"]
+
+    def link(match):
+        ident = match.group(1)
+        if ident not in known:
+            log.warning(
+                "%s: \\sym{%s} names no symbol; expected one of the anchors of %s: %s",
+                page.file.src_uri,
+                ident,
+                SYMBOLS_PAGE,
+                ", ".join(sorted(known)),
+            )
+        return f"\\href{{{target}#sym-{ident}}}"
+
+    return SYM_MACRO.sub(link, markdown)
+
+
+_NETWORK_SCRIPT = re.compile(
+    r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->"
+    r"|<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>"
+    r"|<script type=\"module\">[^<]*https?://[^<]*</script>",
+    re.S,
+)
+
+
+def on_page_content(html, page, config, files):
+    if page.file.src_uri.endswith(".ipynb"):
+        html = _NETWORK_SCRIPT.sub("", html)
+    if page.file.src_uri.startswith("api/"):
+        # Sphinx roles in docstrings (:class:`X`) read as plain code here.
+        html = re.sub(r":(?:class|func|meth|mod|attr|data|exc):(<code>)", r"\1", html)
+    return html
+
+
+def on_serve(server, config, builder):
+    root = _state.get("root") or _root(config)
+    for extra in (NOTEBOOK_DIR, "keras_lstm_gates", "tools/docs_hooks.py"):
+        if (root / extra).exists():
+            server.watch(str(root / extra))
+    return server
