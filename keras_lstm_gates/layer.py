@@ -330,6 +330,10 @@ class LSTM(RNN):
         if initial_state is None:
             if self.stateful:
                 initial_state = self.states
+                if backend.backend() == "torch":
+                    # The state variables are overwritten in place at the end
+                    # of the call; autograd must keep the values it read.
+                    initial_state = [ops.copy(s) for s in initial_state]
             else:
                 initial_state = self.get_initial_state(batch_size=ops.shape(sequences)[0])
         if not tree.is_nested(initial_state):

@@ -179,7 +179,7 @@ def plot_gate(traces, gate="forget_gate", sample=0):
     >>> model = keras.Sequential([klg.LSTM(3, return_sequences=True, name="a"),
     ...                           klg.LSTM(3, name="b")])
     >>> fig = plot_gate(klg.trace(model, np.ones((2, 5, 2), "float32")))
-    >>> [ax.get_title() for ax in fig.axes[::2]]
+    >>> [ax.get_title() for ax in fig.axes[:2]]
     ['a: forget gate $f_t$, sample 0', 'b: forget gate $f_t$, sample 0']
     """
     traces = _as_traces(traces)

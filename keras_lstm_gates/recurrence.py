@@ -162,10 +162,11 @@ def run_sequence(
     x = ops.cast(inputs, dtype)
     if input_dropout_mask is not None:
         x = x * ops.expand_dims(ops.cast(input_dropout_mask, dtype), 1)
-    xz = ops.matmul(x, kernel)
+    # Time major first (the input is narrower than its projection), then the
+    # input projection of every step in one matmul.
+    xz = ops.matmul(ops.transpose(x, (1, 0, 2)), kernel)
     if bias is not None:
         xz = xz + bias
-    xz = ops.transpose(xz, (1, 0, 2))  # time major
     if mask is not None:
         mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))
         mask = ops.expand_dims(mask, -1)
@@ -175,6 +176,18 @@ def run_sequence(
             mask = ops.flip(mask, axis=0)
     if recurrent_dropout_mask is not None:
         recurrent_dropout_mask = ops.cast(recurrent_dropout_mask, dtype)
+
+    if not unroll and recurrent_dropout_mask is None and uses_vanilla_kernel(plan):
+        return _run_vanilla_kernel(
+            plan,
+            xz,
+            recurrent_kernel,
+            initial_state,
+            mask,
+            zero_output_for_mask,
+            return_sequences,
+            return_gates,
+        )
 
     h0 = ops.cast(initial_state[0], dtype)
     c0 = ops.cast(initial_state[1], dtype)
@@ -224,7 +237,7 @@ def run_sequence(
         final = carry
         ys_all = [ops.stack([c[k] for c in collected], axis=0) for k in range(len(collected[0]))]
     else:
-        final, ys_all = scan(one_step, carry0, xs)
+        final, ys_all = scan(one_step, carry0, xs, 6 if return_gates else 1)
 
     outputs_tm = ys_all[0]
     last_output = outputs_tm[-1]
@@ -239,8 +252,65 @@ def run_sequence(
     return last_output, outputs, list(final), trace
 
 
-def scan(fn, carry, xs):
-    """``keras.ops.scan`` with list carries and list outputs."""
+def scan(fn, carry, xs, num_ys):
+    """``keras.ops.scan`` with list carries and ``num_ys`` list outputs."""
     from . import loops
 
-    return loops.scan(fn, carry, xs)
+    return loops.scan(fn, carry, xs, num_ys)
+
+
+def uses_vanilla_kernel(plan):
+    """Whether ``plan`` is the vanilla LSTM that :func:`loops.lstm_sequence`
+    runs (with its hand-written backward pass): every gate present, no
+    peepholes, sigmoid gates, tanh candidate and output activation.
+
+    >>> from keras_lstm_gates import LSTMCell
+    >>> uses_vanilla_kernel(StepPlan(LSTMCell(3)))
+    True
+    >>> uses_vanilla_kernel(StepPlan(LSTMCell(3, recurrent_activation="hard_sigmoid")))
+    False
+    """
+    cell = plan.cell
+    if not plan.spec.is_vanilla or plan.order != COMPUTE_ORDER:
+        return False
+    if cell.activation is not activations.tanh:
+        return False
+    if cell.candidate.activation is not activations.tanh:
+        return False
+    return all(cell.gates[n].activation is activations.sigmoid for n in SIGMOID_GATES)
+
+
+def _run_vanilla_kernel(
+    plan, xz, recurrent_kernel, initial_state, mask, zero_output_for_mask, return_sequences, return_gates
+):
+    """The fast path of :func:`run_sequence` (see :func:`uses_vanilla_kernel`)."""
+    from . import loops
+
+    dtype = xz.dtype
+    h0 = ops.cast(initial_state[0], dtype)
+    c0 = ops.cast(initial_state[1], dtype)
+    result = loops.lstm_sequence(xz, recurrent_kernel, h0, c0, mask=mask, trace=return_gates)
+    hs, c_last = result[0], result[1]
+    last_output = hs[-1]
+    if return_sequences:
+        outputs_tm = hs
+        if mask is not None and zero_output_for_mask:
+            outputs_tm = ops.where(mask, hs, ops.zeros_like(hs))
+        outputs = ops.transpose(outputs_tm, (1, 0, 2))
+        last_output = outputs_tm[-1]
+    else:
+        if mask is not None and zero_output_for_mask:
+            last_output = ops.where(mask[-1], last_output, ops.zeros_like(last_output))
+        outputs = ops.expand_dims(last_output, 1)
+    trace = None
+    if return_gates:
+        cs, acts = result[2], result[3]
+        if mask is not None:
+            cs = ops.where(mask, cs, ops.zeros_like(cs))
+        units = plan.units
+        trace = {
+            name: ops.transpose(acts[:, :, k * units : (k + 1) * units], (1, 0, 2))
+            for k, name in enumerate(COMPUTE_ORDER)
+        }
+        trace["cell_state"] = ops.transpose(cs, (1, 0, 2))
+    return last_output, outputs, [hs[-1], c_last], trace

@@ -22,6 +22,7 @@ each unit spends in either state places it in the saturation scatter.
 """
 
 import inspect
+import warnings
 
 import keras
 import numpy as np
@@ -540,10 +541,18 @@ def trace(model_or_layer, inputs, mask=None):
     if mask is not None:
         mask = _check_mask(mask, inputs)
         call_kwargs["mask"] = mask
+    if isinstance(model_or_layer, keras.Model) and not model_or_layer.built:
+        # Build first, outside the recording: some backends build a
+        # subclassed model by running its call once.  Stateful layers then
+        # start from zero states, as in a first call.
+        _call(model_or_layer, inputs, call_kwargs)
+        for layer, _ in found.values():
+            if getattr(layer, "stateful", False) and hasattr(layer, "reset_states"):
+                layer.reset_states()
     snapshot = _snapshot(found)
     try:
         with _Recorder(lstms) as recorder:
-            model_or_layer(inputs, **call_kwargs)
+            _call(model_or_layer, inputs, call_kwargs)
     finally:
         _restore(snapshot)
     if not recorder.records:
@@ -552,6 +561,14 @@ def trace(model_or_layer, inputs, mask=None):
             f"({[p for _, p in lstms]}) ran on these inputs."
         )
     return GateTraces((t.name, t) for t in recorder.records)
+
+
+def _call(model_or_layer, inputs, call_kwargs):
+    with warnings.catch_warnings():
+        # A model given `mask=` warns that its own output drops the mask; the
+        # layers inside saw it, which is all that matters here.
+        warnings.filterwarnings("ignore", message=".*does not support masking.*")
+        model_or_layer(inputs, **call_kwargs)
 
 
 def _check_mask(mask, inputs):

@@ -15,8 +15,9 @@ What they do, in build order:
   ``\\href{<relative url of symbols page>#sym-id}{tex}`` and fail the build
   when ``id`` is not an anchor of the symbols page.
 * ``on_page_content``: drop the network scripts (MathJax, mermaid,
-  RequireJS from CDNs) that nbconvert puts into rendered notebooks; the
-  site's own KaTeX renders their math.
+  RequireJS from CDNs) that nbconvert puts into rendered notebooks (the
+  site's own KaTeX renders their math), serve the "Open in Colab" badge from
+  the site, and show any other remote image as its alt text.
 """
 
 from __future__ import annotations
@@ -193,6 +194,17 @@ def on_files(files: Files, config) -> Files:
     return files
 
 
+def on_nav(nav, config, files):
+    # mkdocs-jupyter wraps each notebook File in a NotebookFile that recomputes
+    # abs_src_path from src_dir, which a generated File does not have: give the
+    # wrapper the real path of the notebook in notebooks/.
+    for file in files:
+        inner = getattr(file, "__dict__", {}).get("file")
+        if inner is not None and file.src_uri.startswith(f"{TUTORIALS}/"):
+            file.abs_src_path = inner.abs_src_path
+    return nav
+
+
 # -- pages -------------------------------------------------------------------
 
 
@@ -223,15 +235,36 @@ def on_page_markdown(markdown, page, config, files):
 
 _NETWORK_SCRIPT = re.compile(
     r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->"
-    r"|<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>"
-    r"|<script type=\"module\">[^<]*https?://[^<]*</script>",
+    r"|<script\b[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>"
+    r"|<script\b[^>]*>(?:(?!</script>).)*?https?://(?:(?!</script>).)*?</script>",
     re.S,
 )
+_NETWORK_IMAGE = re.compile(r"<img\b[^>]*\bsrc=\"(https?://[^\"]+)\"[^>]*>")
+_ALT = re.compile(r"\balt=\"([^\"]*)\"")
+COLAB_BADGE = "assets/images/colab-badge.svg"
+
+
+def _offline_images(html, page, files):
+    """Serve the Colab badge from the site; show any other remote image as its
+    alt text, so that no page loads an image from the network."""
+    badge = files.get_file_from_path(COLAB_BADGE)
+
+    def replace(match):
+        url = match.group(1)
+        alt = _ALT.search(match.group(0))
+        alt = alt.group(1) if alt else "image"
+        if "colab" in url and "badge" in url and badge is not None:
+            return f'<img alt="{alt}" src="{badge.url_relative_to(page.file)}"/>'
+        log.info("%s: remote image %s shown as its alt text", page.file.src_uri, url)
+        return f'<span class="klg-remote-image">{alt}</span>'
+
+    return _NETWORK_IMAGE.sub(replace, html)
 
 
 def on_page_content(html, page, config, files):
     if page.file.src_uri.endswith(".ipynb"):
         html = _NETWORK_SCRIPT.sub("", html)
+    html = _offline_images(html, page, files)
     if page.file.src_uri.startswith("api/"):
         # Sphinx roles in docstrings (:class:`X`) read as plain code here.
         html = re.sub(r":(?:class|func|meth|mod|attr|data|exc):(<code>)", r"\1", html)

@@ -120,7 +120,12 @@ def grads(layer, x, initial_state=None, **kwargs):
 
         diff_in = ([x] if diff_x else [], states, [v.value for v in variables])
         # One compiled program: op-by-op dispatch compiles every primitive.
-        (_, outputs), g = jax.jit(jax.value_and_grad(f, has_aux=True))(diff_in, x)
+        # (XLA's optimisation passes are skipped: they cost more than they save here.)
+        fn = jax.jit(
+            jax.value_and_grad(f, has_aux=True),
+            compiler_options={"xla_backend_optimization_level": 0},
+        )
+        (_, outputs), g = fn(diff_in, x)
         found = list(g[0]) + list(g[1]) + list(g[2])
     else:
         import torch
@@ -165,29 +170,38 @@ def fused_weight_grads(layer, g):
     return out
 
 
-def check_parity(ref, ours, x, atol=ATOL, grad_atol=None, **kwargs):
-    """Outputs, states and gradients of ``ours`` equal those of ``ref``."""
+def check_parity(ref, ours, x, atol=ATOL, grad_atol=None, ref_kwargs=None, **kwargs):
+    """Outputs, states and gradients of ``ours`` equal those of ``ref``.
+
+    ``grad_atol`` is relative to the largest gradient entry when that exceeds 1
+    (gradients sum over batch and time; float32 rounding grows with them).
+    """
     grad_atol = atol if grad_atol is None else grad_atol
-    out_ref, g_ref = grads(ref, x, **kwargs)
+    out_ref, g_ref = grads(ref, x, **(kwargs if ref_kwargs is None else ref_kwargs))
     out_ours, g_ours = grads(ours, x, **kwargs)
     flat_ref, flat_ours = keras.tree.flatten(out_ref), keras.tree.flatten(out_ours)
     assert len(flat_ref) == len(flat_ours)
     for k, (a, b) in enumerate(zip(flat_ours, flat_ref)):
         assert_close(f"output[{k}]", a, b, atol)
+
+    def grad_close(what, a, b):
+        assert_close(what, a, b, grad_atol * max(1.0, float(np.max(np.abs(b)))))
+
     if "x" in g_ref:
-        assert_close("grad x", g_ours["x"], g_ref["x"], grad_atol)
+        grad_close("grad x", g_ours["x"], g_ref["x"])
     for k, (a, b) in enumerate(zip(g_ours.get("initial_state", []), g_ref.get("initial_state", []))):
-        assert_close(f"grad initial_state[{k}]", a, b, grad_atol)
+        grad_close(f"grad initial_state[{k}]", a, b)
     for r, o in lstm_pairs(ref, ours):
         expected = [g_ref[id(w)] for w in r.cell.trainable_variables]
         for name, a, b in zip(("kernel", "recurrent_kernel", "bias"), fused_weight_grads(o, g_ours), expected):
-            assert_close(f"grad {name}", a, b, grad_atol)
+            grad_close(f"grad {name}", a, b)
     # Any other weight (an Embedding below the LSTM) must agree too.
     lstm_vars = {id(w) for pair in lstm_pairs(ref, ours) for p in pair for w in p.weights}
     others_ref = [w for w in ref.trainable_variables if id(w) not in lstm_vars]
     others_ours = [w for w in ours.trainable_variables if id(w) not in lstm_vars]
+    assert len(others_ref) == len(others_ours)
     for a, b in zip(others_ours, others_ref):
-        assert_close(f"grad {b.path}", g_ours[id(a)], g_ref[id(b)], grad_atol)
+        grad_close(f"grad {b.path}", g_ours[id(a)], g_ref[id(b)])
     return out_ours
 
 
@@ -309,13 +323,22 @@ def test_left_padding_with_initial_state_carries_h0(rng):
 def test_stateful_over_two_calls_then_reset(rng):
     batch = 2
     ref, ours = make_pair(rng, batch=batch, stateful=True, return_sequences=True)
+    assert ours.stateful
     x1, x2 = rng.normal(size=(2, batch, 4, 3)).astype("float32")
     assert_close("stateful call 1", ours(x1), ref(x1))
-    # The second call starts from the first call's state, with gradients.
-    check_parity(ref, ours, x2)
-    if BACKEND != "jax":  # grads() used stateless_call on JAX: states not advanced
-        assert_close("state h", ours.states[0], ref.states[0])
-        assert_close("state c", ours.states[1], ref.states[1])
+    assert_close("state h after call 1", ours.states[0], ref.states[0])
+    assert_close("state c after call 1", ours.states[1], ref.states[1])
+    # The second call starts from the first call's state.  Its gradients are
+    # compared with a plain Keras LSTM given that state as initial_state
+    # (Keras's own stateful LSTM cannot be differentiated on torch: it
+    # overwrites in place the state tensor autograd saved).
+    plain = keras.layers.LSTM(5, return_sequences=True)
+    plain.build((None, None, 3))
+    plain.set_weights(ref.get_weights())
+    state = [to_numpy(s) for s in ref.states]
+    check_parity(plain, ours, x2, ref_kwargs={"initial_state": state})
+    if BACKEND != "jax":  # on JAX grads() used stateless_call: states not advanced
+        assert_close("state h after call 2", ours.states[0], plain(x2, initial_state=state)[:, -1])
     # The carried state equals running the concatenated sequence at once.
     whole = klg.LSTM.from_keras(ref, stateful=False, return_sequences=True)
     both = to_numpy(whole(np.concatenate([x1, x2], axis=1)))
