@@ -19,6 +19,7 @@ from .gates import (
 from .initializers import ChronoInitializer, FusedSlice
 from .interop import get_fused_weights, set_gates_from_fused, split_fused_weights
 from .layer import LSTM
+from .torch_import import from_torch, to_torch, to_torch_state_dict
 from .tracing import GateTrace, trace
 from .variants import VARIANTS
 
@@ -42,4 +43,7 @@ __all__ = [
     "get_fused_weights",
     "set_gates_from_fused",
     "split_fused_weights",
+    "from_torch",
+    "to_torch",
+    "to_torch_state_dict",
 ]

@@ -177,8 +177,19 @@ class LSTMCell(Layer, DropoutRNNCell):
         self.gate_options = check_gate_options(gate_options, self.spec)
         self._check_bias_options(forget_bias, chrono_t_max)
         self.forget_bias = None if forget_bias is None else float(forget_bias)
-        self.chrono_t_max = chrono_t_max
-        self.chrono_seed = chrono_seed
+        self.chrono_t_max = None if chrono_t_max is None else float(chrono_t_max)
+        if chrono_seed is not None and (
+            isinstance(chrono_seed, bool) or not isinstance(chrono_seed, (int, np.integer))
+        ):
+            raise ValueError(
+                f"Expected `chrono_seed` to be an integer or None, received chrono_seed={chrono_seed!r}."
+            )
+        if chrono_seed is not None and chrono_t_max is None:
+            raise ValueError(
+                "chrono_seed seeds the chrono initialisation, which is off: pass "
+                f"chrono_t_max as well (received chrono_seed={chrono_seed!r}, chrono_t_max=None)."
+            )
+        self.chrono_seed = None if chrono_seed is None else int(chrono_seed)
         if chrono_t_max is not None and self.chrono_seed is None:
             self.chrono_seed = int(np.random.default_rng().integers(2**31 - 1))
 
@@ -212,6 +223,32 @@ class LSTMCell(Layer, DropoutRNNCell):
             )
         if chrono_t_max is not None and not self.use_bias:
             raise ValueError("chrono_t_max initialises biases; it needs use_bias=True.")
+        if forget_bias is not None:
+            if isinstance(forget_bias, bool) or not isinstance(
+                forget_bias, (int, float, np.integer, np.floating)
+            ):
+                raise ValueError(
+                    "Expected `forget_bias` to be a real number (the initial "
+                    f"forget-gate bias), received forget_bias={forget_bias!r}."
+                )
+            if not np.isfinite(forget_bias):
+                raise ValueError(
+                    f"Expected a finite `forget_bias`, received forget_bias={forget_bias!r}."
+                )
+            if not self.use_bias:
+                raise ValueError("forget_bias initialises a bias; it needs use_bias=True.")
+        if chrono_t_max is not None:
+            ChronoInitializer(chrono_t_max)  # raises on a bad t_max
+        # Two sources for one initial value would silently drop one of them.
+        claimed = {"forget_gate": forget_bias is not None or chrono_t_max is not None}
+        claimed["input_gate"] = chrono_t_max is not None
+        for gate, taken in claimed.items():
+            if taken and "bias_initializer" in self.gate_options.get(gate, {}):
+                option = "forget_bias" if forget_bias is not None else "chrono_t_max"
+                raise ValueError(
+                    f"{option} sets the initial {gate} bias, and "
+                    f"gate_options[{gate!r}]['bias_initializer'] sets it too; pass one of them."
+                )
 
     def _gate_kwargs(self, name):
         index = _KERAS_INDEX[name]

@@ -11,9 +11,10 @@ What they do, in build order:
   the generated API pages, and ``assets/javascripts/klg-symbols.js`` (the
   hover text of every symbol, read from ``docs/symbols.md``).
 * ``on_page_markdown``: print each checked number ``[[key=value]]`` as its
-  value (tests/site/test_docs_numbers.py recomputes it), and turn ``\\sym{id}{tex}`` inside math into
-  ``\\href{<relative url of symbols page>#sym-id}{tex}`` and fail the build
-  when ``id`` is not an anchor of the symbols page.
+  value (tests/site/test_docs_numbers.py recomputes it), and turn
+  ``\\sym{id}{tex}`` inside math into
+  ``\\href{<relative url of symbols page>#sym-id}{tex}``; an ``id`` that is
+  not an anchor of the symbols page is a warning, so a strict build fails.
 * ``on_page_content``: drop the network scripts (MathJax, mermaid,
   RequireJS from CDNs) that nbconvert puts into rendered notebooks (the
   site's own KaTeX renders their math), serve the "Open in Colab" badge from
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -68,7 +68,7 @@ def _root(config) -> Path:
 
 
 def _notebooks(root: Path) -> list[Path]:
-    folder = root / os.environ.get("KLG_DOCS_NOTEBOOKS", NOTEBOOK_DIR)
+    folder = root / NOTEBOOK_DIR
     return sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
 
 
@@ -183,9 +183,7 @@ def on_files(files: Files, config) -> Files:
     for nb in _state["notebooks"]:
         files.append(File.generated(config, f"{TUTORIALS}/{nb.name}", abs_src_path=str(nb)))
     for page, title, module in _state["generated_api"]:
-        content = (
-            f"# {title}\n\nGenerated from the docstrings of `{module}`.\n\n::: {module}\n"
-        )
+        content = f"# {title}\n\nGenerated from the docstrings of `{module}`.\n\n::: {module}\n"
         files.append(File.generated(config, page, content=content))
     titles = _symbol_titles(Path(config.docs_dir))
     _state["symbols"] = titles

@@ -416,9 +416,18 @@ def test_trace_rejects_bad_inputs(rng):
 # -- plots ----------------------------------------------------------------------
 
 
+def synthetic_trace(rng, name, units=H, mask=None, go_backwards=False):
+    """A GateTrace of random values in the right ranges (no layer run)."""
+    shape = (B, T, units)
+    values = {k: rng.uniform(0, 1, size=shape) for k in KEYS}
+    values["candidate"] = rng.uniform(-1, 1, size=shape)
+    values["cell_state"] = rng.normal(size=shape)
+    return klg.GateTrace(name, values, mask=mask, go_backwards=go_backwards)
+
+
 def test_heatmap_has_titles_labels_and_colour_bars(rng, tmp_path):
-    x, mask = padded_batch(rng)
-    t = klg.trace(klg.LSTM(H, go_backwards=True, name="lstm"), x, mask=mask)["lstm"]
+    _, mask = padded_batch(rng)
+    t = synthetic_trace(rng, "lstm", mask=mask, go_backwards=True)
     fig = t.plot_heatmap(sample=2)
     panels, bars = fig.axes[:5], fig.axes[5:]
     assert len(bars) == 5
@@ -433,14 +442,7 @@ def test_heatmap_has_titles_labels_and_colour_bars(rng, tmp_path):
 
 
 def test_saturation_scatter_has_one_dot_per_unit(rng):
-    model = keras.Sequential(
-        [
-            keras.Input((T, D)),
-            klg.LSTM(H, return_sequences=True, name="a"),
-            klg.LSTM(3, name="b"),
-        ]
-    )
-    traces = klg.trace(model, rng.normal(size=(B, T, D)).astype("float32"))
+    traces = GateTraces(a=synthetic_trace(rng, "a"), b=synthetic_trace(rng, "b", units=3))
     fig = traces.plot_saturation(left=0.2, right=0.8)
     assert [a.get_title() for a in fig.axes] == [
         "input gate $i_t$",
@@ -471,8 +473,7 @@ def test_saturation_scatter_has_one_dot_per_unit(rng):
     ],
 )
 def test_plots_reject_bad_arguments(rng, call, match):
-    x = rng.normal(size=(B, T, D)).astype("float32")
-    t = klg.trace(klg.LSTM(H, name="lstm"), x)["lstm"]
+    t = synthetic_trace(rng, "lstm")
     with pytest.raises(ValueError, match=match):
         call(t)
 
