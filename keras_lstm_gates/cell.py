@@ -352,6 +352,10 @@ class LSTMCell(Layer, DropoutRNNCell):
         step is the same computation as the four sublayers.  Returns
         ``(h, [h, c, ...], gates)``.
         """
+        # Not called through Layer.__call__, so numpy arguments arrive as they
+        # are; torch cannot multiply its tensors with numpy arrays.
+        inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
+        states = [ops.convert_to_tensor(s, dtype=self.compute_dtype) for s in states]
         h_prev, c_prev = states[0], states[1]
         previous = states[2] if self.spec.full_gate_recurrence else None
         values = {}
