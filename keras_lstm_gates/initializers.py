@@ -70,9 +70,11 @@ class ChronoInitializer(Initializer):
     """
 
     def __init__(self, t_max, negate=False, seed=None):
-        if not (isinstance(t_max, (int, float, np.integer, np.floating)) and t_max > 2):
+        is_number = isinstance(t_max, (int, float, np.integer, np.floating))
+        if isinstance(t_max, bool) or not (is_number and np.isfinite(t_max) and t_max > 2):
             raise ValueError(
-                f"ChronoInitializer: expected t_max > 2 (timesteps), received t_max={t_max!r}."
+                "ChronoInitializer: expected t_max to be a finite number > 2 (the longest "
+                f"dependency, in timesteps), received t_max={t_max!r}."
             )
         self.t_max = float(t_max)
         self.negate = bool(negate)

@@ -126,7 +126,7 @@ class LSTM(RNN):
         return_gates=False,
         **kwargs,
     ):
-        if use_cudnn not in ("auto", True, False):
+        if not (isinstance(use_cudnn, bool) or use_cudnn == "auto"):  # not 0 / 1
             raise ValueError(
                 "Expected `use_cudnn` to be one of 'auto', True, False; "
                 f"received use_cudnn={use_cudnn!r}."
@@ -341,13 +341,15 @@ class LSTM(RNN):
         initial_state = [
             ops.convert_to_tensor(s, dtype=self.cell.compute_dtype) for s in initial_state
         ]
-        self._check_initial_state(initial_state, batch_size)
+        # The batch size check first: a stateful layer's own states would
+        # otherwise be reported as a wrong initial_state.
         if self.stateful and self._expected_batch_size is not None and batch_size is not None:
             if batch_size != self._expected_batch_size:
                 raise ValueError(
                     f"{self.name}: stateful layer built for batch size "
                     f"{self._expected_batch_size}, received {batch_size}."
                 )
+        self._check_initial_state(initial_state, batch_size)
         last_output, outputs, states, trace = self._run(sequences, initial_state, mask, training)
         self.cell.reset_dropout_mask()
         self.cell.reset_recurrent_dropout_mask()

@@ -1,6 +1,7 @@
 """Draw the figures of docs/tracing.md.
 
-Trains a small two-layer klg LSTM on a latch task (a "flip-flop"): each
+Trains two small two-layer klg LSTMs (default and chrono initialisation)
+on a latch task (a "flip-flop"): each
 step carries a value in [-1, 1] and a marker bit, and the target at every
 step is the value seen at the most recent marker (0 before the first).
 Solving it takes gating: write the cell at a marker, hold it everywhere
@@ -9,10 +10,11 @@ pictures show masked steps too.  Then it traces the model with
 ``klg.trace`` and writes, under docs/assets/tracing/:
 
 * heatmap.png               all five traces of layer 1 for one sample
-* input_gate.png            the input gate of both layers for that sample
-* forget_gate.png           the forget gate of both layers (the demo's picture)
-* saturation.png            the saturation scatter after training
-* saturation_untrained.png  the same before training
+* forget_gate.png           the forget gate of both layers (the demo's picture,
+                            drawn by keras_lstm_gates.demo_report.gate_report)
+* forget_gate_chrono.png    the same for a model trained from chrono initialisation
+* saturation.png            the saturation scatter of both trained models
+* saturation_untrained.png  the scatter before training
 
 and prints the saturation tables.  It takes a minute or two on a CPU:
 
@@ -57,19 +59,40 @@ def latch_task(n, rng, marker_rate=0.03):
     return x, y
 
 
-def build_model():
+def build_model(**lstm_options):
     inputs = keras.Input((T_MAX, 2))
     masked = keras.layers.Masking(mask_value=0.0)(inputs)
-    h = klg.LSTM(16, return_sequences=True, name="lstm_1")(masked)
-    h = klg.LSTM(16, return_sequences=True, name="lstm_2")(h)
+    h = klg.LSTM(16, return_sequences=True, name="lstm_1", **lstm_options)(masked)
+    h = klg.LSTM(16, return_sequences=True, name="lstm_2", **lstm_options)(h)
     return keras.Model(inputs, keras.layers.Dense(1, name="latched")(h), name="latch")
 
 
+def train(model, x, y, epochs):
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
+    model.fit(x, y, batch_size=64, epochs=epochs, verbose=0)
+    return model
+
+
+def renamed(traces, prefix):
+    """The same traces, their names prefixed (to tell two models apart)."""
+    for t in traces.values():
+        t.name = f"{prefix}{t.name}"
+    return list(traces.values())
+
+
 def mark_markers(fig, x_sample, n_panels):
-    """Dashed lines at the marked steps of the drawn sample."""
+    """A small triangle above each panel at the marked steps of the sample."""
     for step in np.flatnonzero(x_sample[:, 1]):
         for ax in fig.axes[:n_panels]:
-            ax.axvline(step, color="white", linestyle="--", linewidth=1.0)
+            ax.plot(
+                step,
+                1.0,
+                marker="v",
+                color="crimson",
+                markersize=6,
+                transform=ax.get_xaxis_transform(),
+                clip_on=False,
+            )
 
 
 def save(fig, name):
@@ -80,7 +103,7 @@ def save(fig, name):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--train", type=int, default=6000, help="training sequences")
     args = parser.parse_args()
     os.makedirs(OUT, exist_ok=True)
@@ -88,31 +111,43 @@ def main():
     rng = np.random.default_rng(0)
     x_train, y_train = latch_task(args.train, rng)
     x_test, y_test = latch_task(256, rng)
+    lengths = (x_test[:, :, 0] != 0).sum(axis=1)
+    markers = x_test[:, :, 1].sum(axis=1)
+    # A sample with some padding and three markers or more to look at.
+    sample = int(np.flatnonzero((lengths < 0.9 * T_MAX) & (markers >= 3))[0])
+    baseline = float(np.mean(y_test**2))
 
     model = build_model()
     before = klg.trace(model, x_test)
-    print("Before training:\n" + before.summary_table())
+    print("Default initialisation, before training:\n" + before.summary_table())
     fig = before.plot_saturation()
-    fig.suptitle("Before training: every gate unit sits near 0.5, unsaturated")
+    fig.suptitle("Before training: the gates sit near 0.5, none saturated")
     save(fig, "saturation_untrained.png")
 
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
-    model.fit(x_train, y_train, batch_size=64, epochs=args.epochs, verbose=2)
-    mse = model.evaluate(x_test, y_test, verbose=0)
-    print(f"test MSE {mse:.4f} (predicting 0 scores {float(np.mean(y_test**2)):.4f})")
-
+    train(model, x_train, y_train, args.epochs)
+    print(
+        f"test MSE {model.evaluate(x_test, y_test, verbose=0):.4f} (zero predictor {baseline:.4f})"
+    )
     traces = klg.trace(model, x_test)
-    print("After training:\n" + traces.summary_table())
-    sample = int(np.argmin((x_test[:, :, 0] != 0).sum(axis=1)))  # a short one: masked tail
+    print("Default initialisation, trained:\n" + traces.summary_table())
+
+    chrono = train(build_model(chrono_t_max=T_MAX, chrono_seed=0), x_train, y_train, args.epochs)
+    print(f"test MSE {chrono.evaluate(x_test, y_test, verbose=0):.4f} (chrono initialisation)")
+    chrono_traces = klg.trace(chrono, x_test)
+    print("Chrono initialisation, trained:\n" + chrono_traces.summary_table())
+
     fig = traces["lstm_1"].plot_heatmap(sample=sample)
     mark_markers(fig, x_test[sample], 5)
     save(fig, "heatmap.png")
-    save(traces.plot_saturation(), "saturation.png")
     report = gate_report(model, x_test, OUT, sample=sample, verbose=False)
     print("wrote", os.path.relpath(report["figure"], ROOT))
-    fig = plots.plot_gate(traces, "input_gate", sample=sample)
+    fig = plots.plot_gate(chrono_traces, "forget_gate", sample=sample)
     mark_markers(fig, x_test[sample], 2)
-    save(fig, "input_gate.png")
+    save(fig, "forget_gate_chrono.png")
+    both = renamed(traces, "default: ") + renamed(chrono_traces, "chrono: ")
+    fig = plots.plot_saturation(both)
+    fig.suptitle("Trained on the latch task: default vs chrono initialisation")
+    save(fig, "saturation.png")
 
 
 if __name__ == "__main__":

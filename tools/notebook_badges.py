@@ -62,8 +62,10 @@ def problems(path, repo_url):
     nb = nbformat.read(path, as_version=4)
     found = []
     first = nb.cells[0] if nb.cells else None
-    if first is None or first.cell_type != "markdown" or first.source != badge_markdown(
-        repo_url, path.name
+    if (
+        first is None
+        or first.cell_type != "markdown"
+        or first.source != badge_markdown(repo_url, path.name)
     ):
         found.append(f"first cell is not the badge {badge_markdown(repo_url, path.name)}")
     code = [c for c in nb.cells if c.cell_type == "code"]
