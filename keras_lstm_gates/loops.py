@@ -2,29 +2,39 @@
 
 Two entry points:
 
-``lstm_sequence(xz, recurrent_kernel, h0, c0, mask=None, trace=False)``
-    The vanilla LSTM (sigmoid gates, tanh candidate and output) over
-    pre-computed input projections, with a hand-written backward pass.  Each
-    forward step is one matmul and a handful of element-wise ops; each
-    backward step is one matmul (``dz @ U^T``), and the recurrent kernel's
-    gradient is one large matmul after the loop instead of one small matmul
-    per step.  This is the fast path of :func:`~keras_lstm_gates.recurrence.run_sequence`.
+``lstm_sequence(x, kernel, bias, recurrent_kernel, h0, c0, mask=None, trace=False)``
+    The vanilla LSTM (sigmoid gates, tanh candidate and output) over a
+    time-major sequence, with a hand-written backward pass: no autodiff
+    bookkeeping, no stored pre-activations, a few element-wise ops and the
+    gates' matmuls per step.  This is the fast path of
+    :func:`~keras_lstm_gates.recurrence.run_sequence`.
 
 ``scan(fn, carry, xs, num_ys)``
     A generic loop for every other configuration (variants, peepholes, other
     activations, recurrent dropout); it is differentiated by the backend's
     autodiff.
 
-Per backend: JAX uses ``jax.lax.scan`` under ``jax.custom_vjp``; TensorFlow
-uses ``tf.while_loop`` under ``tf.custom_gradient``, inside a
-``tf.function`` (XLA-compiled when called from a graph, plain when called
-eagerly, so that eager calls do not pay a compile per new shape); PyTorch
-uses a Python loop inside a ``torch.autograd.Function`` that writes every
-step into pre-allocated buffers.
+Per backend:
 
-Layout: ``xz`` is time-major ``(time, batch, 4 * units)`` with the gate
-blocks in the order input, forget, output, candidate (the sigmoid gates
-first) and the bias already added; ``mask`` is ``(time, batch, 1)`` booleans.
+* JAX: ``jax.lax.scan`` under ``jax.custom_vjp``.  The input projection
+  stays inside the loop and the weight gradients are accumulated in the
+  backward loop: on a CPU this beats one large matmul before the loop,
+  because the ``(time, batch, 4 * units)`` buffers that needs cost more in
+  memory traffic and page faults than the large matmul saves (measured, see
+  ``docs/performance.md``).
+* TensorFlow: ``tf.while_loop`` under ``tf.custom_gradient``, inside a
+  ``tf.function`` that is XLA-compiled when called from a graph (``fit``,
+  ``predict``, any ``tf.function``) and plain when called eagerly, so that an
+  eager call does not pay one compilation per new shape.  Same layout as JAX.
+* PyTorch: a Python loop inside a ``torch.autograd.Function``.  There every
+  op costs microseconds of dispatch, so the input projection is one matmul
+  before the loop (each step is then 7 ops writing into pre-allocated
+  buffers), the backward loop does only what depends on the recursion, and
+  the weight gradients are one matmul each after it.
+
+Layout: ``x`` is time-major ``(time, batch, features)``; the fused weights
+have their gate blocks in the order input, forget, output, candidate (the
+sigmoid gates first); ``mask`` is ``(time, batch, 1)`` booleans.
 """
 
 from keras import backend, tree
@@ -32,13 +42,14 @@ from keras import backend, tree
 # -- the vanilla kernel --------------------------------------------------------
 
 
-def lstm_sequence(xz, recurrent_kernel, h0, c0, mask=None, trace=False):
-    """Run a vanilla LSTM over time-major pre-activations.
+def lstm_sequence(x, kernel, bias, recurrent_kernel, h0, c0, mask=None, trace=False):
+    """Run a vanilla LSTM over a time-major sequence.
 
     Args:
-        xz: ``(time, batch, 4 * units)``, ``x_t W + b`` for every step, gate
-            blocks in the order i, f, o, g.
-        recurrent_kernel: ``(units, 4 * units)``, same block order.
+        x: ``(time, batch, features)``.
+        kernel: ``(features, 4 * units)``, gate blocks in the order i, f, o, g.
+        bias: ``(4 * units,)`` in the same order.
+        recurrent_kernel: ``(units, 4 * units)``, same order.
         h0, c0: ``(batch, units)`` initial states.
         mask: ``None`` or ``(time, batch, 1)`` booleans; a masked step keeps
             ``h`` and ``c`` (its output is the carried ``h``).
@@ -53,32 +64,34 @@ def lstm_sequence(xz, recurrent_kernel, h0, c0, mask=None, trace=False):
         holds ``i, f, o, g`` (zero on masked steps).
 
     >>> import numpy as np
-    >>> T, B, H = 5, 2, 3
+    >>> T, B, D, H = 5, 2, 3, 4
     >>> rng = np.random.default_rng(0)
-    >>> xz = rng.normal(size=(T, B, 4 * H)).astype("float32")
+    >>> x = rng.normal(size=(T, B, D)).astype("float32")
+    >>> w = rng.normal(size=(D, 4 * H)).astype("float32")
     >>> u = rng.normal(size=(H, 4 * H)).astype("float32")
+    >>> b = np.zeros(4 * H, "float32")
     >>> zeros = np.zeros((B, H), "float32")
-    >>> hs, c = lstm_sequence(xz, u, zeros, zeros)
+    >>> hs, c = lstm_sequence(x, w, b, u, zeros, zeros)
     >>> tuple(hs.shape), tuple(c.shape)
-    ((5, 2, 3), (2, 3))
+    ((5, 2, 4), (2, 4))
     """
     name = backend.backend()
     if name == "jax":
-        return _lstm_jax(xz, recurrent_kernel, h0, c0, mask, trace)
+        return _lstm_jax(x, kernel, bias, recurrent_kernel, h0, c0, mask, trace)
     if name == "tensorflow":
-        return _lstm_tensorflow(xz, recurrent_kernel, h0, c0, mask, trace)
+        return _lstm_tensorflow(x, kernel, bias, recurrent_kernel, h0, c0, mask, trace)
     if name == "torch":
-        return _lstm_torch(xz, recurrent_kernel, h0, c0, mask, trace)
+        return _lstm_torch(x, kernel, bias, recurrent_kernel, h0, c0, mask, trace)
     raise NotImplementedError(f"lstm_sequence: no kernel for backend {name!r}.")
 
 
 # The step equations, written once against a small namespace ``K`` of array
-# functions (``sigmoid``, ``tanh``, ``matmul``, ``split``, ``concat``,
-# ``where``) so that all backends run the same arithmetic.
+# functions (``sigmoid``, ``tanh``, ``split``, ``concat``) so that the JAX
+# and TensorFlow kernels run the same arithmetic.
 
 
 def _forward_step(K, units, z, c_prev):
-    """``z = x_t W + h_{t-1} U + b`` (i, f, o, g) -> ``h, c, act``."""
+    """``z = x_t W + h_{t-1} U + b`` (i, f, o, g) -> ``h, c, s, g``."""
     zs, zg = K.split(z, (3 * units, units))
     s = K.sigmoid(zs)
     g = K.tanh(zg)
@@ -111,19 +124,6 @@ def _activation_derivative(K, acts, units):
     return K.concat([s * (1.0 - s), 1.0 - g * g])
 
 
-def _shift(K, first, seq):
-    """``[first, seq[0], ..., seq[-2]]`` along the time axis."""
-    return K.concat0([K.expand0(first), seq[:-1]])
-
-
-def _param_grads(K, dz, hs, h0, units):
-    """The recurrent kernel's gradient as one matmul: sum_t h_{t-1}^T dz_t."""
-    h_prev = _shift(K, h0, hs)
-    flat_h = K.reshape(h_prev, (-1, units))
-    flat_dz = K.reshape(dz, (-1, 4 * units))
-    return K.matmul(K.transpose2(flat_h), flat_dz)
-
-
 # -- JAX -----------------------------------------------------------------------
 
 _JAX = {}
@@ -137,9 +137,6 @@ class _JaxOps:
         self.jnp = jnp
         self.sigmoid = jax.nn.sigmoid
         self.tanh = jnp.tanh
-        self.matmul = jnp.matmul
-        self.where = jnp.where
-        self.reshape = jnp.reshape
 
     def split(self, x, sizes):
         bounds, total = [], 0
@@ -151,15 +148,6 @@ class _JaxOps:
     def concat(self, xs):
         return self.jnp.concatenate(xs, axis=-1)
 
-    def concat0(self, xs):
-        return self.jnp.concatenate(xs, axis=0)
-
-    def expand0(self, x):
-        return x[None]
-
-    def transpose2(self, x):
-        return x.T
-
 
 def _jax_kernel(masked, trace):
     key = (masked, trace)
@@ -170,25 +158,41 @@ def _jax_kernel(masked, trace):
     K = _JaxOps()
     jnp = K.jnp
 
-    def forward(xz, u, h0, c0, mask):
+    def forward(x, w, b, u, h0, c0, mask, save):
         units = u.shape[0]
 
         def body(carry, inputs):
             h_prev, c_prev = carry
-            z_x = inputs[0] if masked else inputs
-            h, c, s, g = _forward_step(K, units, z_x + h_prev @ u, c_prev)
+            x_t = inputs[0] if masked else inputs
+            z = x_t @ w + h_prev @ u + b
+            h, c, s, g = _forward_step(K, units, z, c_prev)
             if masked:
                 m = inputs[1]
                 h = jnp.where(m, h, h_prev)
                 c = jnp.where(m, c, c_prev)
-            ys = (h, c, K.concat([s, g]))
+            if not save:
+                return (h, c), h
+            act = K.concat([s, g])
             if masked and trace:
-                ys = (h, c, jnp.where(m, ys[2], 0.0))
-            return (h, c), ys
+                act = jnp.where(m, act, 0.0)
+            return (h, c), (h, c, act)
 
-        xs = (xz, mask) if masked else xz
-        (_, c_last), (hs, cs, acts) = jax.lax.scan(body, (h0, c0), xs)
-        return hs, c_last, cs, acts
+        xs = (x, mask) if masked else x
+        (_, c_last), ys = jax.lax.scan(body, (h0, c0), xs)
+        return c_last, ys
+
+    @jax.custom_vjp
+    def kernel(x, w, b, u, h0, c0, mask):
+        if trace:
+            c_last, (hs, cs, acts) = forward(x, w, b, u, h0, c0, mask, True)
+            return hs, c_last, cs, acts
+        c_last, hs = forward(x, w, b, u, h0, c0, mask, False)
+        return hs, c_last
+
+    def kernel_fwd(x, w, b, u, h0, c0, mask):
+        c_last, (hs, cs, acts) = forward(x, w, b, u, h0, c0, mask, True)
+        out = (hs, c_last, cs, acts) if trace else (hs, c_last)
+        return out, (x, w, u, h0, c0, mask, hs, cs, acts)
 
     def backward(res, cts):
         dtype = res[0].dtype
@@ -196,18 +200,16 @@ def _jax_kernel(masked, trace):
         work = jnp.promote_types(dtype, jnp.float32)
         res = [r if r is None or r.dtype == bool else r.astype(work) for r in res]
         cts = [ct.astype(work) for ct in cts]
-        u, h0, c0, mask, hs, cs, acts = res
+        x, w, u, h0, c0, mask, hs, cs, acts = res
         units = u.shape[0]
-        dhs, dc_last = cts[0], cts[1]
-        dcs = cts[2] if trace else None
-        extra = cts[3] * _activation_derivative(K, acts, units) if trace else None
-        c_prev_seq = _shift(K, c0, cs)
-        u_t = u.T
+        u_t, w_t = u.T, w.T
 
         def body(carry, inputs):
-            dh_next, dc_next = carry
-            dh_out, act, c, c_prev = inputs[:4]
-            rest = list(inputs[4:])
+            dh_next, dc_next, dw, du, db = carry
+            k, x_t, dh_out, act, c, *rest = inputs
+            first = k == 0
+            h_prev = jnp.where(first, h0, hs[k - 1])
+            c_prev = jnp.where(first, c0, cs[k - 1])
             dh = dh_next + dh_out
             dc = dc_next + rest.pop(0) if trace else dc_next
             dz, dc_prev = _backward_step(K, units, dh, dc, act, c, c_prev)
@@ -220,37 +222,31 @@ def _jax_kernel(masked, trace):
                 dc_prev = jnp.where(m, dc_prev, dc)
             else:
                 dh_prev = dz @ u_t
-            return (dh_prev, dc_prev), dz
+            carry = (dh_prev, dc_prev, dw + x_t.T @ dz, du + h_prev.T @ dz, db + dz.sum(0))
+            return carry, dz @ w_t
 
-        xs = [dhs, acts, cs, c_prev_seq]
+        xs = [jnp.arange(x.shape[0]), x, cts[0], acts, cs]
         if trace:
-            xs += [dcs, extra]
+            xs += [cts[2], cts[3] * _activation_derivative(K, acts, units)]
         if masked:
             xs.append(mask)
-        (dh0, dc0), dz = jax.lax.scan(
-            body, (jnp.zeros_like(h0), dc_last), tuple(xs), reverse=True
+        init = (
+            jnp.zeros_like(h0),
+            cts[1],
+            jnp.zeros_like(w),
+            jnp.zeros_like(u),
+            jnp.zeros(w.shape[-1:], work),
         )
-        du = _param_grads(K, dz, hs, h0, units)
-        return tuple(g.astype(dtype) for g in (dz, du, dh0, dc0)) + (None,)
-
-    @jax.custom_vjp
-    def kernel(xz, u, h0, c0, mask):
-        hs, c_last, cs, acts = forward(xz, u, h0, c0, mask)
-        return (hs, c_last, cs, acts) if trace else (hs, c_last)
-
-    def kernel_fwd(xz, u, h0, c0, mask):
-        hs, c_last, cs, acts = forward(xz, u, h0, c0, mask)
-        out = (hs, c_last, cs, acts) if trace else (hs, c_last)
-        return out, (u, h0, c0, mask, hs, cs, acts)
+        (dh0, dc0, dw, du, db), dx = jax.lax.scan(body, init, tuple(xs), reverse=True)
+        return tuple(g.astype(dtype) for g in (dx, dw, db, du, dh0, dc0)) + (None,)
 
     kernel.defvjp(kernel_fwd, backward)
     _JAX[key] = kernel
     return kernel
 
 
-def _lstm_jax(xz, u, h0, c0, mask, trace):
-    kernel = _jax_kernel(mask is not None, trace)
-    return kernel(xz, u, h0, c0, mask)
+def _lstm_jax(x, w, b, u, h0, c0, mask, trace):
+    return _jax_kernel(mask is not None, trace)(x, w, b, u, h0, c0, mask)
 
 
 # -- TensorFlow ----------------------------------------------------------------
@@ -265,24 +261,12 @@ class _TfOps:
         self.tf = tf
         self.sigmoid = tf.sigmoid
         self.tanh = tf.tanh
-        self.matmul = tf.matmul
-        self.where = tf.where
-        self.reshape = tf.reshape
 
     def split(self, x, sizes):
         return self.tf.split(x, list(sizes), axis=-1)
 
     def concat(self, xs):
         return self.tf.concat(xs, axis=-1)
-
-    def concat0(self, xs):
-        return self.tf.concat(xs, axis=0)
-
-    def expand0(self, x):
-        return x[None]
-
-    def transpose2(self, x):
-        return self.tf.transpose(x)
 
 
 def _tf_functions(units, masked, trace, jit):
@@ -295,14 +279,18 @@ def _tf_functions(units, masked, trace, jit):
 
     K = _TfOps()
 
-    def forward(xz, u, h0, c0, mask):
-        steps = tf.shape(xz)[0]
-        xs = tf.TensorArray(xz.dtype, size=steps).unstack(xz)
-        ms = tf.TensorArray(mask.dtype, size=steps).unstack(mask) if masked else None
-        out = [tf.TensorArray(xz.dtype, size=steps) for _ in range(3)]
+    def unstack(seq):
+        return tf.TensorArray(seq.dtype, size=tf.shape(seq)[0]).unstack(seq)
+
+    def forward(x, w, b, u, h0, c0, mask):
+        steps = tf.shape(x)[0]
+        xs = unstack(x)
+        ms = unstack(mask) if masked else None
+        out = [tf.TensorArray(x.dtype, size=steps) for _ in range(3)]
 
         def body(t, h_prev, c_prev, hs, cs, acts):
-            h, c, s, g = _forward_step(K, units, xs.read(t) + tf.matmul(h_prev, u), c_prev)
+            z = tf.matmul(xs.read(t), w) + tf.matmul(h_prev, u) + b
+            h, c, s, g = _forward_step(K, units, z, c_prev)
             act = tf.concat([s, g], axis=-1)
             if masked:
                 m = ms.read(t)
@@ -320,27 +308,29 @@ def _tf_functions(units, masked, trace, jit):
         )
         return hs.stack(), c_last, cs.stack(), acts.stack()
 
-    def backward(dhs, dc_last, dcs, dacts, u, h0, c0, mask, hs, cs, acts):
+    def backward(dhs, dc_last, dcs, dacts, x, w, u, h0, c0, mask, hs, cs, acts):
         dtype = dhs.dtype
         # Half-precision runs keep their gradients in float32 inside the loop.
         work = tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
-        dhs, dc_last, dcs, dacts, u, h0, c0, hs, cs, acts = [
-            tf.cast(v, work) for v in (dhs, dc_last, dcs, dacts, u, h0, c0, hs, cs, acts)
-        ]
+        values = (dhs, dc_last, dcs, dacts, x, w, u, h0, c0, hs, cs, acts)
+        dhs, dc_last, dcs, dacts, x, w, u, h0, c0, hs, cs, acts = [tf.cast(v, work) for v in values]
         steps = tf.shape(dhs)[0]
-        c_prev_seq = _shift(K, c0, cs)
-        u_t = tf.transpose(u)
-        seqs = [dhs, acts, cs, c_prev_seq]
+        seqs = [x, dhs, acts, cs, hs]
         if trace:
             seqs += [dcs, dacts * _activation_derivative(K, acts, units)]
         if masked:
             seqs.append(mask)
-        arrays = [tf.TensorArray(s.dtype, size=steps).unstack(s) for s in seqs]
-        dzs = tf.TensorArray(dhs.dtype, size=steps)
+        arrays = [unstack(s) for s in seqs]
+        dxs = tf.TensorArray(work, size=steps)
 
-        def body(t, dh_next, dc_next, dzs):
+        def body(t, dh_next, dc_next, dw, du, db, dxs):
             k = steps - 1 - t
-            dh_out, act, c, c_prev, *rest = [a.read(k) for a in arrays]
+            x_t, dh_out, act, c = [a.read(k) for a in arrays[:4]]
+            rest = [a.read(k) for a in arrays[5:]]
+            first = k == 0
+            prev = tf.maximum(k - 1, 0)
+            h_prev = tf.where(first, h0, arrays[4].read(prev))
+            c_prev = tf.where(first, c0, arrays[3].read(prev))
             dh = dh_next + dh_out
             dc = dc_next + rest.pop(0) if trace else dc_next
             dz, dc_prev = _backward_step(K, units, dh, dc, act, c, c_prev)
@@ -349,21 +339,33 @@ def _tf_functions(units, masked, trace, jit):
             if masked:
                 m = rest.pop(0)
                 dz = tf.where(m, dz, tf.zeros_like(dz))
-                dh_prev = tf.matmul(dz, u_t) + tf.where(m, tf.zeros_like(dh), dh)
+                dh_prev = tf.matmul(dz, u, transpose_b=True) + tf.where(m, tf.zeros_like(dh), dh)
                 dc_prev = tf.where(m, dc_prev, dc)
             else:
-                dh_prev = tf.matmul(dz, u_t)
-            return t + 1, dh_prev, dc_prev, dzs.write(k, dz)
+                dh_prev = tf.matmul(dz, u, transpose_b=True)
+            return (
+                t + 1,
+                dh_prev,
+                dc_prev,
+                dw + tf.matmul(x_t, dz, transpose_a=True),
+                du + tf.matmul(h_prev, dz, transpose_a=True),
+                db + tf.reduce_sum(dz, axis=0),
+                dxs.write(k, tf.matmul(dz, w, transpose_b=True)),
+            )
 
-        _, dh0, dc0, dzs = tf.while_loop(
-            lambda t, *_: t < steps,
-            body,
-            (tf.constant(0), tf.zeros_like(h0), dc_last, dzs),
-            maximum_iterations=steps,
+        init = (
+            tf.constant(0),
+            tf.zeros_like(h0),
+            dc_last,
+            tf.zeros_like(w),
+            tf.zeros_like(u),
+            tf.zeros(tf.shape(w)[-1:], work),
+            dxs,
         )
-        dz = dzs.stack()
-        grads = (dz, _param_grads(K, dz, hs, h0, units), dh0, dc0)
-        return tuple(tf.cast(g, dtype) for g in grads)
+        _, dh0, dc0, dw, du, db, dxs = tf.while_loop(
+            lambda t, *_: t < steps, body, init, maximum_iterations=steps
+        )
+        return tuple(tf.cast(g, dtype) for g in (dxs.stack(), dw, db, du, dh0, dc0))
 
     options = {"reduce_retracing": True, "autograph": False, "jit_compile": jit}
     pair = (tf.function(forward, **options), tf.function(backward, **options))
@@ -371,7 +373,7 @@ def _tf_functions(units, masked, trace, jit):
     return pair
 
 
-def _lstm_tensorflow(xz, u, h0, c0, mask, trace):
+def _lstm_tensorflow(x, w, b, u, h0, c0, mask, trace):
     import tensorflow as tf
 
     masked = mask is not None
@@ -384,19 +386,19 @@ def _lstm_tensorflow(xz, u, h0, c0, mask, trace):
         mask = tf.zeros((0,), "bool")  # a placeholder the loops never read
 
     @tf.custom_gradient
-    def kernel(xz, u, h0, c0):
-        hs, c_last, cs, acts = forward(xz, u, h0, c0, mask)
+    def kernel(x, w, b, u, h0, c0):
+        hs, c_last, cs, acts = forward(x, w, b, u, h0, c0, mask)
+        outputs = (hs, c_last, cs, acts) if trace else (hs, c_last)
 
         def grad(*cts):
             cts = [tf.zeros_like(ref) if ct is None else ct for ct, ref in zip(cts, outputs)]
             dcs = cts[2] if trace else cs[:0]
             dacts = cts[3] if trace else acts[:0]
-            return backward(cts[0], cts[1], dcs, dacts, u, h0, c0, mask, hs, cs, acts)
+            return backward(cts[0], cts[1], dcs, dacts, x, w, u, h0, c0, mask, hs, cs, acts)
 
-        outputs = (hs, c_last, cs, acts) if trace else (hs, c_last)
         return outputs, grad
 
-    return kernel(xz, u, h0, c0)
+    return kernel(x, w, b, u, h0, c0)
 
 
 # -- PyTorch -------------------------------------------------------------------
@@ -404,67 +406,51 @@ def _lstm_tensorflow(xz, u, h0, c0, mask, trace):
 _TORCH = {}
 
 
-class _TorchOps:
-    def __init__(self):
-        import torch
-
-        self.torch = torch
-        self.sigmoid = torch.sigmoid
-        self.tanh = torch.tanh
-        self.matmul = torch.matmul
-        self.where = torch.where
-        self.reshape = torch.reshape
-
-    def split(self, x, sizes):
-        return self.torch.split(x, list(sizes), dim=-1)
-
-    def concat(self, xs):
-        return self.torch.cat(xs, dim=-1)
-
-    def concat0(self, xs):
-        return self.torch.cat(xs, dim=0)
-
-    def expand0(self, x):
-        return x[None]
-
-    def transpose2(self, x):
-        return x.t()
-
-
 def _torch_function():
     if "fn" in _TORCH:
         return _TORCH["fn"]
     import torch
 
-    K = _TorchOps()
-
     class LSTMSequence(torch.autograd.Function):
+        """The vanilla LSTM over a sequence, forward and backward by hand."""
+
         @staticmethod
-        def forward(ctx, xz, u, h0, c0, mask, trace):
-            steps, batch, four = xz.shape
-            units = four // 4
-            hs = xz.new_empty((steps, batch, units))
-            cs = xz.new_empty((steps, batch, units))
-            acts = xz.new_empty((steps, batch, four))
+        def forward(ctx, x, w, b, u, h0, c0, mask, trace):
+            steps, batch, features = x.shape
+            units = u.shape[0]
+            # The input projection of every step: one matmul.
+            xz = torch.addmm(b, x.reshape(steps * batch, features), w).view(steps, batch, -1)
+            hs = x.new_empty((steps, batch, units))
+            cs = x.new_empty((steps, batch, units))
+            acts = x.new_empty((steps, batch, 4 * units))
+            z = x.new_empty((batch, 4 * units))
+            tc = x.new_empty((batch, units))
+            # Views made once, so that the loop runs no indexing.
+            xz_t, hs_t, cs_t = xz.unbind(0), hs.unbind(0), cs.unbind(0)
+            sig_t = acts[:, :, : 3 * units].unbind(0)
+            cand_t = acts[:, :, 3 * units :].unbind(0)
+            gates = [v.unbind(0) for v in acts.split(units, dim=2)]
+            z_sig, z_cand = z[:, : 3 * units], z[:, 3 * units :]
+            masks = mask.unbind(0) if mask is not None else None
             h_prev, c_prev = h0, c0
             for t in range(steps):
-                z = torch.addmm(xz[t], h_prev, u)
-                act = acts[t]
-                torch.sigmoid(z[:, : 3 * units], out=act[:, : 3 * units])
-                torch.tanh(z[:, 3 * units :], out=act[:, 3 * units :])
-                i, f, o, g = act.split(units, dim=1)
-                c = torch.addcmul(f * c_prev, i, g, out=cs[t])
-                h = torch.mul(o, torch.tanh(c), out=hs[t])
-                if mask is not None:
-                    m = mask[t]
-                    torch.where(m, h, h_prev, out=hs[t])
-                    torch.where(m, c, c_prev, out=cs[t])
+                i, f, o, g = gates[0][t], gates[1][t], gates[2][t], gates[3][t]
+                torch.addmm(xz_t[t], h_prev, u, out=z)
+                torch.sigmoid(z_sig, out=sig_t[t])
+                torch.tanh(z_cand, out=cand_t[t])
+                c = torch.mul(f, c_prev, out=cs_t[t]).addcmul_(i, g)
+                h = torch.mul(o, torch.tanh(c, out=tc), out=hs_t[t])
+                if masks is not None:
+                    m = masks[t]
+                    torch.where(m, h, h_prev, out=h)
+                    torch.where(m, c, c_prev, out=c)
                     if trace:
-                        act.masked_fill_(~m, 0.0)
-                h_prev, c_prev = hs[t], cs[t]
+                        acts[t].masked_fill_(~m, 0.0)
+                h_prev, c_prev = h, c
             ctx.trace = trace
-            ctx.save_for_backward(u, h0, c0, mask, hs, cs, acts)
-            ctx.mark_non_differentiable(*(() if trace else (cs, acts)))
+            ctx.save_for_backward(x, w, u, h0, c0, mask, hs, cs, acts)
+            if not trace:
+                ctx.mark_non_differentiable(cs, acts)
             return hs, c_prev.clone(), cs, acts
 
         @staticmethod
@@ -473,43 +459,69 @@ def _torch_function():
             dtype = saved[0].dtype
             # Half-precision runs keep their gradients in float32 in the loop.
             work = torch.promote_types(dtype, torch.float32)
-            u, h0, c0, mask, hs, cs, acts = [
+            x, w, u, h0, c0, mask, hs, cs, acts = [
                 v if v is None or v.dtype == torch.bool else v.to(work) for v in saved
             ]
-            dhs, dc_last, dcs, dacts = [v.to(work) for v in (dhs, dc_last, dcs, dacts)]
             trace = ctx.trace
-            steps = hs.shape[0]
+            steps, batch, features = x.shape
             units = u.shape[0]
-            c_prev_seq = _shift(K, c0, cs)
-            extra = dacts * _activation_derivative(K, acts, units) if trace else None
-            dz_all = torch.empty_like(acts)
+            i, f, o, g = acts.split(units, dim=2)
+            tc = torch.tanh(cs)
+            c_prev = torch.cat([c0[None], cs[:-1]], 0)
+            # Everything that does not depend on the recursion, for all steps
+            # at once: dz = dc * a + dh * b, dc += dh * o (1 - tanh(c)^2).
+            a = torch.cat(
+                [g * i * (1 - i), c_prev * f * (1 - f), torch.zeros_like(o), i * (1 - g * g)], 2
+            ).view(steps, batch, 4, units)
+            b_o = tc * o * (1 - o)
+            p = o * (1 - tc * tc)
+            if trace:
+                extra = dacts.to(work) * torch.cat(
+                    [acts[..., : 3 * units] * (1 - acts[..., : 3 * units]), 1 - g * g], 2
+                )
+                dcs = dcs.to(work)
+            dhs = dhs.to(work)
+            dz = torch.empty_like(acts)
+            dz4 = dz.view(steps, batch, 4, units)
+            dz_o = dz[:, :, 2 * units : 3 * units]
             u_t = u.t()
-            dh_next, dc_next = torch.zeros_like(h0), dc_last
+            dh_next = torch.zeros_like(h0)
+            dc_next = dc_last.to(work)
+            masks = mask.unbind(0) if mask is not None else None
             for t in range(steps - 1, -1, -1):
-                dh = dh_next + dhs[t]
-                dc = dc_next + dcs[t] if trace else dc_next
-                dz, dc_prev = _backward_step(K, units, dh, dc, acts[t], cs[t], c_prev_seq[t])
+                dh = dhs[t] + dh_next
+                dc_in = dc_next + dcs[t] if trace else dc_next
+                dc = torch.addcmul(dc_in, dh, p[t])
+                torch.mul(dc.unsqueeze(1), a[t], out=dz4[t])
+                torch.mul(dh, b_o[t], out=dz_o[t])
                 if trace:
-                    dz = dz + extra[t]
-                if mask is not None:
-                    m = mask[t]
-                    dz = dz.masked_fill(~m, 0.0)
-                    dh_next = torch.addmm(dh.masked_fill(m, 0.0), dz, u_t)
-                    dc_next = torch.where(m, dc_prev, dc)
+                    dz[t] += extra[t]
+                if masks is not None:
+                    m = masks[t]
+                    dz[t].masked_fill_(~m, 0.0)
+                    dh_next = torch.addmm(dh.masked_fill(m, 0.0), dz[t], u_t)
+                    dc_next = torch.where(m, dc * f[t], dc_in)
                 else:
-                    dh_next = torch.mm(dz, u_t)
-                    dc_next = dc_prev
-                dz_all[t] = dz
-            du = _param_grads(K, dz_all, hs, h0, units)
-            grads = [g.to(dtype) for g in (dz_all, du, dh_next, dc_next)]
+                    dh_next = torch.mm(dz[t], u_t)
+                    dc_next = dc * f[t]
+            flat_dz = dz.view(steps * batch, -1)
+            h_prev = torch.cat([h0[None], hs[:-1]], 0).view(steps * batch, units)
+            need = ctx.needs_input_grad
+            dx = flat_dz.mm(w.t()).view(steps, batch, features) if need[0] else None
+            dw = x.reshape(steps * batch, features).t().mm(flat_dz) if need[1] else None
+            db = flat_dz.sum(0) if need[2] else None
+            du = h_prev.t().mm(flat_dz)
+            grads = [
+                None if gr is None else gr.to(dtype) for gr in (dx, dw, db, du, dh_next, dc_next)
+            ]
             return (*grads, None, None)
 
     _TORCH["fn"] = LSTMSequence
     return LSTMSequence
 
 
-def _lstm_torch(xz, u, h0, c0, mask, trace):
-    hs, c_last, cs, acts = _torch_function().apply(xz, u, h0, c0, mask, trace)
+def _lstm_torch(x, w, b, u, h0, c0, mask, trace):
+    hs, c_last, cs, acts = _torch_function().apply(x, w, b, u, h0, c0, mask, trace)
     return (hs, c_last, cs, acts) if trace else (hs, c_last)
 
 

@@ -47,9 +47,7 @@ class StepPlan:
         self.shared_sigmoid = (
             len(shared) == 1 and not self.spec.peepholes and not self.spec.full_gate_recurrence
         )
-        self.output_activation = (
-            activations.linear if self.spec.output_linear else cell.activation
-        )
+        self.output_activation = activations.linear if self.spec.output_linear else cell.activation
 
     def weights(self, order=None):
         """Concatenated ``(kernel, recurrent_kernel, bias)`` of the present gates."""
@@ -84,7 +82,9 @@ def step(plan, z, c_prev, previous_gates=None, gate_recurrent_kernel=None):
     if plan.shared_sigmoid:
         first = cell.gates[plan.sigmoid_order[0]].activation
         sig = first(z[:, : n_sig * units])
-        values = {name: sig[:, k * units : (k + 1) * units] for k, name in enumerate(plan.sigmoid_order)}
+        values = {
+            name: sig[:, k * units : (k + 1) * units] for k, name in enumerate(plan.sigmoid_order)
+        }
     else:
         pre = {name: z[:, k * units : (k + 1) * units] for k, name in enumerate(plan.sigmoid_order)}
         if gate_recurrent_kernel is not None:
@@ -118,7 +118,12 @@ def step(plan, z, c_prev, previous_gates=None, gate_recurrent_kernel=None):
     h = squashed if o is None else o * squashed
     ones = None
     gates = {}
-    for name, value in (("input_gate", i), ("forget_gate", f), ("candidate", candidate), ("output_gate", o)):
+    for name, value in (
+        ("input_gate", i),
+        ("forget_gate", f),
+        ("candidate", candidate),
+        ("output_gate", o),
+    ):
         if value is None:
             ones = ops.ones_like(c) if ones is None else ones
             value = ones
@@ -128,7 +133,9 @@ def step(plan, z, c_prev, previous_gates=None, gate_recurrent_kernel=None):
 
 def packed_gate_state(gates):
     """The FGR carry: the previous step's i, f, o side by side."""
-    return ops.concatenate([gates["input_gate"], gates["forget_gate"], gates["output_gate"]], axis=-1)
+    return ops.concatenate(
+        [gates["input_gate"], gates["forget_gate"], gates["output_gate"]], axis=-1
+    )
 
 
 def run_sequence(
@@ -162,32 +169,33 @@ def run_sequence(
     x = ops.cast(inputs, dtype)
     if input_dropout_mask is not None:
         x = x * ops.expand_dims(ops.cast(input_dropout_mask, dtype), 1)
-    # Time major first (the input is narrower than its projection), then the
-    # input projection of every step in one matmul.
-    xz = ops.matmul(ops.transpose(x, (1, 0, 2)), kernel)
-    if bias is not None:
-        xz = xz + bias
+    x = ops.transpose(x, (1, 0, 2))  # time major
     if mask is not None:
         mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))
         mask = ops.expand_dims(mask, -1)
     if go_backwards:
-        xz = ops.flip(xz, axis=0)
+        x = ops.flip(x, axis=0)
         if mask is not None:
             mask = ops.flip(mask, axis=0)
-    if recurrent_dropout_mask is not None:
-        recurrent_dropout_mask = ops.cast(recurrent_dropout_mask, dtype)
 
     if not unroll and recurrent_dropout_mask is None and uses_vanilla_kernel(plan):
         return _run_vanilla_kernel(
             plan,
-            xz,
-            recurrent_kernel,
+            x,
+            (kernel, bias, recurrent_kernel),
             initial_state,
             mask,
             zero_output_for_mask,
             return_sequences,
             return_gates,
         )
+
+    # The input projection of every step in one matmul.
+    xz = ops.matmul(x, kernel)
+    if bias is not None:
+        xz = xz + bias
+    if recurrent_dropout_mask is not None:
+        recurrent_dropout_mask = ops.cast(recurrent_dropout_mask, dtype)
 
     h0 = ops.cast(initial_state[0], dtype)
     c0 = ops.cast(initial_state[1], dtype)
@@ -218,7 +226,9 @@ def run_sequence(
             out = h
         ys = [out]
         if return_gates:
-            traced = [gates[k] for k in ("input_gate", "forget_gate", "candidate", "output_gate")] + [c]
+            traced = [
+                gates[k] for k in ("input_gate", "forget_gate", "candidate", "output_gate")
+            ] + [c]
             if m_t is not None:
                 traced = [ops.where(m_t, t, ops.zeros_like(t)) for t in traced]
             ys.extend(traced)
@@ -281,15 +291,20 @@ def uses_vanilla_kernel(plan):
 
 
 def _run_vanilla_kernel(
-    plan, xz, recurrent_kernel, initial_state, mask, zero_output_for_mask, return_sequences, return_gates
+    plan, x, weights, initial_state, mask, zero_output_for_mask, return_sequences, return_gates
 ):
     """The fast path of :func:`run_sequence` (see :func:`uses_vanilla_kernel`)."""
     from . import loops
 
-    dtype = xz.dtype
+    kernel, bias, recurrent_kernel = weights
+    dtype = x.dtype
+    if bias is None:
+        bias = ops.zeros(kernel.shape[-1:], dtype)
     h0 = ops.cast(initial_state[0], dtype)
     c0 = ops.cast(initial_state[1], dtype)
-    result = loops.lstm_sequence(xz, recurrent_kernel, h0, c0, mask=mask, trace=return_gates)
+    result = loops.lstm_sequence(
+        x, kernel, bias, recurrent_kernel, h0, c0, mask=mask, trace=return_gates
+    )
     hs, c_last = result[0], result[1]
     last_output = hs[-1]
     if return_sequences:

@@ -118,10 +118,12 @@ def parse_state_dict(state_dict, prefix=""):
         else:
             unknown.append(prefix + key)
     if unknown:
+        guesses = sorted({k[: -len("weight_ih_l0")] for k in unknown if k.endswith("weight_ih_l0")})
+        hint = f" (prefix={guesses[0]!r}?)" if guesses else ""
         raise ValueError(
             f"from_torch: unknown key(s) {sorted(unknown)[:6]}; expected nn.LSTM keys "
             "weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k}, bias_hh_l{k} (optionally with "
-            "_reverse). Pass prefix='...' to select the LSTM inside a larger state dict."
+            f"_reverse). Pass prefix='...' to select the LSTM inside a larger state dict{hint}."
         )
     if cell_keys:
         if found:

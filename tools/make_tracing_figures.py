@@ -116,6 +116,9 @@ def main():
     # A sample with some padding and three markers or more to look at.
     sample = int(np.flatnonzero((lengths < 0.9 * T_MAX) & (markers >= 3))[0])
     baseline = float(np.mean(y_test**2))
+    print(
+        f"drawn sample {sample}: {lengths[sample]} steps, markers at {np.flatnonzero(x_test[sample, :, 1])}"
+    )
 
     model = build_model()
     before = klg.trace(model, x_test)
@@ -130,6 +133,11 @@ def main():
     )
     traces = klg.trace(model, x_test)
     print("Default initialisation, trained:\n" + traces.summary_table())
+
+    f = np.concatenate([t.forget_gate[t.mask] for t in traces.values()])
+    print(
+        f"forget gate values: 1% quantile {np.quantile(f, 0.01):.2f}, 99% {np.quantile(f, 0.99):.2f}"
+    )
 
     chrono = train(build_model(chrono_t_max=T_MAX, chrono_seed=0), x_train, y_train, args.epochs)
     print(f"test MSE {chrono.evaluate(x_test, y_test, verbose=0):.4f} (chrono initialisation)")

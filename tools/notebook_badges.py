@@ -42,7 +42,11 @@ def repository_url(pyproject=ROOT / "pyproject.toml"):
 
 
 def colab_url(repo_url, notebook_name, branch="main"):
-    """The Colab link that opens ``notebooks/<notebook_name>`` of ``repo_url``."""
+    """The Colab link that opens ``notebooks/<notebook_name>`` of ``repo_url``.
+
+    >>> colab_url("https://github.com/me/proj", "01_quickstart.ipynb")
+    'https://colab.research.google.com/github/me/proj/blob/main/notebooks/01_quickstart.ipynb'
+    """
     owner_repo = repo_url.removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/notebooks/{notebook_name}"
 
@@ -53,7 +57,11 @@ def badge_markdown(repo_url, notebook_name):
 
 
 def install_spec(repo_url):
-    """The quoted pip requirement the first code cell installs in Colab."""
+    """The quoted pip requirement the first code cell installs in Colab.
+
+    >>> install_spec("https://github.com/me/proj")
+    '"keras-lstm-gates @ git+https://github.com/me/proj"'
+    """
     return f'"keras-lstm-gates @ git+{repo_url}"'
 
 

@@ -384,17 +384,17 @@ def test_cell_with_fgr_survives_a_keras_file(rng, tmp_path):
 
 # -- training under jit ------------------------------------------------------
 
-# torch.compile of a Keras train step takes about a minute on a CPU; in fast
-# mode the torch backend compiles the configuration with the most parts
-# (FGR with peepholes) and runs the others eagerly in the next test.
-TORCH_JIT = ("FGR", True)
+# torch.compile of a Keras train step takes one to three minutes per model on
+# a small CPU, most of it Dynamo tracing Keras's own train step (a Dense-only
+# model takes about as long).  In fast mode (KLG_FAST=1, as in
+# tools/run_tests.sh) the torch backend trains every variant eagerly instead;
+# run without KLG_FAST to compile them all.
+TORCH_JIT_SKIPPED = BACKEND == "torch" and os.environ.get("KLG_FAST") == "1"
 
 
+@pytest.mark.skipif(TORCH_JIT_SKIPPED, reason="torch.compile takes minutes on a CPU (KLG_FAST=1)")
 @pytest.mark.parametrize("variant,peepholes", WITH_PEEPHOLES, ids=WITH_PEEPHOLES_IDS)
 def test_trains_a_step_under_jit(rng, variant, peepholes):
-    if BACKEND == "torch" and os.environ.get("KLG_FAST") == "1":
-        if (variant, peepholes) != TORCH_JIT:
-            pytest.skip("torch.compile takes about a minute per model on a CPU (KLG_FAST=1)")
     _train(rng, variant, peepholes, jit_compile=True)
 
 
