@@ -171,7 +171,12 @@ class LSTM(RNN):
         )
         self.input_spec = InputSpec(ndim=3)
         self.use_cudnn = use_cudnn
-        self.return_gates = bool(return_gates)
+        if not isinstance(return_gates, bool):
+            raise ValueError(
+                "Expected `return_gates` to be True or False, received "
+                f"return_gates={return_gates!r}."
+            )
+        self.return_gates = return_gates
         if use_cudnn is True and self.cudnn_unsupported_reason() is not None:
             raise ValueError(
                 "use_cudnn=True, but this configuration cannot run on the cuDNN "

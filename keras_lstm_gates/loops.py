@@ -172,13 +172,18 @@ def _jax_kernel(masked, trace):
                 c = jnp.where(m, c, c_prev)
             if not save:
                 return (h, c), h
-            act = K.concat([s, g])
+            # i, f, o, g leave the loop as four arrays and are joined below:
+            # XLA folds the per-gate slices of a return_gates trace into that
+            # join, where slicing one joined loop output costs a copy pass.
+            parts = (*K.split(s, (units, units, units)), g)
             if masked and trace:
-                act = jnp.where(m, act, 0.0)
-            return (h, c), (h, c, act)
+                parts = tuple(jnp.where(m, p, 0.0) for p in parts)
+            return (h, c), (h, c, *parts)
 
         xs = (x, mask) if masked else x
         (_, c_last), ys = jax.lax.scan(body, (h0, c0), xs)
+        if save:
+            ys = (ys[0], ys[1], K.concat(ys[2:]))
         return c_last, ys
 
     @jax.custom_vjp

@@ -260,7 +260,7 @@ def from_torch(
     >>> sd = {"weight_ih_l0": rng.normal(size=(8, 3)), "weight_hh_l0": rng.normal(size=(8, 2)),
     ...       "bias_ih_l0": np.zeros(8), "bias_hh_l0": np.ones(8)}
     >>> layer = from_torch(sd, return_sequences=True)
-    >>> layer(np.zeros((1, 5, 3), "float32")).shape
+    >>> tuple(layer(np.zeros((1, 5, 3), "float32")).shape)
     (1, 5, 2)
     >>> float(np.asarray(layer.cell.forget_gate.bias)[0])
     1.0
@@ -366,8 +366,7 @@ def _lstm_layers(model):
         out.append(directions)
     if len({len(d) for d in out}) != 1:
         raise ValueError(
-            "to_torch_state_dict: nn.LSTM layers are all bidirectional or all not; "
-            "received a mix."
+            "to_torch_state_dict: nn.LSTM layers are all bidirectional or all not; received a mix."
         )
     return out
 
@@ -442,11 +441,11 @@ def to_torch(model):
     """A ``torch.nn.LSTM`` (``batch_first=True``, float32) with the weights of
     vanilla klg layers; see :func:`to_torch_state_dict`.  Needs torch.
 
-    >>> import numpy as np, keras_lstm_gates as klg
+    >>> import numpy as np, keras, torch, keras_lstm_gates as klg
     >>> layer = klg.LSTM(2, return_sequences=True)
-    >>> y = layer(np.ones((1, 4, 3), "float32"))
-    >>> out, (h, c) = to_torch(layer)(__import__("torch").ones(1, 4, 3))
-    >>> bool(np.allclose(out.detach().numpy(), np.asarray(y), atol=1e-5))
+    >>> y = keras.ops.convert_to_numpy(layer(np.ones((1, 4, 3), "float32")))
+    >>> out, (h, c) = to_torch(layer)(torch.ones(1, 4, 3))
+    >>> bool(np.allclose(out.detach().numpy(), y, atol=1e-5))
     True
     """
     import torch

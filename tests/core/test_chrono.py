@@ -170,9 +170,7 @@ def test_chrono_refusals():
     with pytest.raises(ValueError, match="needs use_bias=True"):
         klg.LSTM(4, chrono_t_max=10, use_bias=False)
     with pytest.raises(ValueError, match=r"chrono_t_max sets the initial forget_gate bias"):
-        klg.LSTM(
-            4, chrono_t_max=10, gate_options={"forget_gate": {"bias_initializer": "ones"}}
-        )
+        klg.LSTM(4, chrono_t_max=10, gate_options={"forget_gate": {"bias_initializer": "ones"}})
     with pytest.raises(ValueError, match=r"chrono_t_max sets the initial input_gate bias"):
         klg.LSTM(4, chrono_t_max=10, gate_options={"input_gate": {"bias_initializer": "ones"}})
     with pytest.raises(ValueError, match=r"pass chrono_t_max as well"):

@@ -237,9 +237,7 @@ def test_to_torch_refuses_what_nn_lstm_cannot_hold():
     with pytest.raises(ValueError, match=r"no place for variant='NOG'"):
         klg.to_torch_state_dict(built(variant="NOG"))
     with pytest.raises(ValueError, match=r"sigmoid for the forget_gate; this layer uses hard"):
-        klg.to_torch_state_dict(
-            built(gate_options={"forget_gate": {"activation": "hard_sigmoid"}})
-        )
+        klg.to_torch_state_dict(built(gate_options={"forget_gate": {"activation": "hard_sigmoid"}}))
     with pytest.raises(ValueError, match=r"go_backwards=True"):
         klg.to_torch_state_dict(built(go_backwards=True))
     with pytest.raises(ValueError, match=r"not built"):

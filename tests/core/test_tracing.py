@@ -118,7 +118,7 @@ def test_return_gates_matches_reference_with_mask(rng, go_backwards):
 
 
 def test_return_gates_stateful_carries_state(rng):
-    x = rng.normal(size=(2, 4, D)).astype("float32")
+    x = rng.normal(size=(B, T, D)).astype("float32")
     layer = klg.LSTM(H, stateful=True, return_state=True, return_gates=True)
     _, h1, c1, _ = layer(x)
     _, _, _, gates = layer(x)  # second call starts from (h1, c1)
@@ -221,7 +221,7 @@ def test_trace_sequential_with_embedding_mask(rng):
             keras.Input((T,), dtype="int32"),
             keras.layers.Embedding(10, D, mask_zero=True),
             klg.LSTM(H, return_sequences=True, name="l1"),
-            klg.LSTM(3, return_sequences=True, name="l2"),
+            klg.LSTM(H, return_sequences=True, name="l2"),
         ]
     )
     traces = klg.trace(model, tokens)
@@ -259,13 +259,13 @@ def test_trace_bidirectional_runs_both_directions_with_shared_weights(rng):
 
 
 def test_trace_nested_functional_and_shared_layer(rng):
-    x = rng.normal(size=(2, 5, D)).astype("float32")
-    inner_in = keras.Input((5, D))
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    inner_in = keras.Input((T, D))
     encoder = keras.Model(
         inner_in, klg.LSTM(H, return_sequences=True, name="lstm")(inner_in), name="encoder"
     )
-    shared = klg.LSTM(2, name="head")
-    inp = keras.Input((5, D))
+    shared = klg.LSTM(H, name="head")
+    inp = keras.Input((T, D))
     seq = encoder(inp)
     out = keras.layers.Concatenate()([shared(seq), shared(keras.ops.flip(seq, axis=1))])
     model = keras.Model(inp, out)
@@ -286,7 +286,7 @@ def test_trace_subclassed_model(rng):
         def call(self, x):
             return self.out(self.rnn(x))
 
-    x = rng.normal(size=(2, 5, D)).astype("float32")
+    x = rng.normal(size=(B, T, D)).astype("float32")
     model = Tagger()
     traces = klg.trace(model, x)
     assert list(traces) == ["rnn"]
@@ -294,9 +294,9 @@ def test_trace_subclassed_model(rng):
 
 
 def test_trace_stateful_restores_states_and_weights(rng):
-    x = rng.normal(size=(2, 4, D)).astype("float32")
+    x = rng.normal(size=(B, T, D)).astype("float32")
     layer = klg.LSTM(H, stateful=True, return_sequences=True, name="lstm")
-    model = keras.Sequential([keras.Input((4, D), batch_size=2), layer])
+    model = keras.Sequential([keras.Input((T, D), batch_size=B), layer])
     model(x)  # the states now hold the end of the first batch
     states = [to_numpy(s).copy() for s in layer.states]
     weights = [w.copy() for w in model.get_weights()]
@@ -310,11 +310,11 @@ def test_trace_stateful_restores_states_and_weights(rng):
     np.testing.assert_allclose(t.cell_state, ref["c"], atol=1e-5)
     # The layer is untouched: no instance-level call left, return_gates off.
     assert "call" not in layer.__dict__ and layer.return_gates is False
-    assert to_numpy(model(x)).shape == (2, 4, H)
+    assert to_numpy(model(x)).shape == (B, T, H)
 
 
 def test_trace_layer_with_return_gates_already_on(rng):
-    x = rng.normal(size=(2, 5, D)).astype("float32")
+    x = rng.normal(size=(B, T, D)).astype("float32")
     layer = klg.LSTM(H, return_gates=True, name="lstm")
     t = klg.trace(layer, x)["lstm"]
     _, gates = layer(x)
@@ -323,7 +323,7 @@ def test_trace_layer_with_return_gates_already_on(rng):
 
 
 def test_trace_variants_mark_constant_gates(rng):
-    x = rng.normal(size=(2, 5, D)).astype("float32")
+    x = rng.normal(size=(B, T, D)).astype("float32")
     cifg = klg.trace(klg.LSTM(H, variant="CIFG", name="c"), x)["c"]
     np.testing.assert_allclose(cifg.forget_gate, 1.0 - cifg.input_gate, atol=1e-6)
     assert cifg.constant_gates == () and "forget_gate" in cifg.saturation()
@@ -365,7 +365,7 @@ def test_saturation_fractions_count_unmasked_steps():
 
 
 def test_saturated_forget_gates_from_the_bias(rng):
-    x = 0.01 * rng.normal(size=(2, 5, D)).astype("float32")
+    x = 0.01 * rng.normal(size=(B, T, D)).astype("float32")
     keep = klg.trace(klg.LSTM(H, forget_bias=8.0, name="k"), x)["k"].saturation()
     drop = klg.trace(klg.LSTM(H, forget_bias=-8.0, name="d"), x)["d"].saturation()
     np.testing.assert_array_equal(keep["forget_gate"]["right"], 1.0)
@@ -401,16 +401,21 @@ def test_gate_trace_rejects_bad_arrays():
         klg.GateTrace("x", values, mask=np.ones((1, 4), bool))
 
 
+def test_return_gates_must_be_a_bool():
+    with pytest.raises(ValueError, match="`return_gates` to be True or False"):
+        klg.LSTM(H, return_gates="yes")
+
+
 def test_trace_rejects_bad_inputs(rng):
-    x = rng.normal(size=(2, 5, D)).astype("float32")
+    x = rng.normal(size=(B, T, D)).astype("float32")
     with pytest.raises(ValueError, match="keras Model or Layer"):
         klg.trace("model", x)
     with pytest.raises(ValueError, match="no klg.LSTM"):
         klg.trace(keras.Sequential([keras.layers.LSTM(3)]), x)
     with pytest.raises(ValueError, match=r"mask` of shape \(batch, time\)"):
-        klg.trace(klg.LSTM(3), x, mask=np.ones((2, 4), bool))
+        klg.trace(klg.LSTM(H), x, mask=np.ones((B, T - 1), bool))
     with pytest.raises(ValueError, match="boolean"):
-        klg.trace(klg.LSTM(3), x, mask=np.ones((2, 5)))
+        klg.trace(klg.LSTM(H), x, mask=np.ones((B, T)))
 
 
 # -- plots ----------------------------------------------------------------------

@@ -290,7 +290,12 @@ def test_gradients_match_finite_differences_of_reference(rng, variant):
     cotangent = rng.normal(size=(3, 4, 4))
     with float64():
         layer = random_layer(
-            rng, variant, peepholes, return_sequences=True, dtype="float64", go_backwards=go_backwards
+            rng,
+            variant,
+            peepholes,
+            return_sequences=True,
+            dtype="float64",
+            go_backwards=go_backwards,
         )
         grads = autodiff_gradients(layer, x, mask, cotangent)
     assert all(g.dtype == np.float64 for g in grads.values())

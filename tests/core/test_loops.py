@@ -1,0 +1,248 @@
+"""The fast vanilla kernel (loops.lstm_sequence) and its hand-written backward
+pass, against a step-by-step reference written from the LSTM equations with
+keras.ops and differentiated by the backend's own autodiff; and the layer's
+training step against keras.layers.LSTM's, compiled the way Keras compiles
+``fit``.
+"""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_lstm_gates as klg
+from keras_lstm_gates import loops, recurrence
+
+BACKEND = keras.backend.backend()
+ATOL = 1e-5
+
+
+def to_numpy(x):
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def reference(x, w, b, u, h0, c0, mask=None):
+    """The vanilla LSTM one step at a time (gate blocks i, f, o, g)."""
+    units = u.shape[0]
+    h, c = h0, c0
+    hs, cs, acts = [], [], []
+    for t in range(x.shape[0]):
+        z = ops.matmul(x[t], w) + ops.matmul(h, u) + b
+        i = ops.sigmoid(z[:, :units])
+        f = ops.sigmoid(z[:, units : 2 * units])
+        o = ops.sigmoid(z[:, 2 * units : 3 * units])
+        g = ops.tanh(z[:, 3 * units :])
+        c_new = f * c + i * g
+        h_new = o * ops.tanh(c_new)
+        act = ops.concatenate([i, f, o, g], axis=-1)
+        if mask is None:
+            h, c = h_new, c_new
+        else:
+            m = mask[t]
+            h = ops.where(m, h_new, h)
+            c = ops.where(m, c_new, c)
+            act = ops.where(m, act, ops.zeros_like(act))
+        hs.append(h)
+        cs.append(c)
+        acts.append(act)
+    return ops.stack(hs), c, ops.stack(cs), ops.stack(acts)
+
+
+def loss_of(outputs):
+    """A scalar whose gradient differs from entry to entry of every output."""
+    total = 0.0
+    for k, out in enumerate(outputs):
+        total = total + ops.sum(ops.sin(3.0 * out + (k + 1.0)))
+    return total
+
+
+def value_and_grads(fn, args):
+    """``(outputs, gradients of loss_of(outputs) w.r.t. every arg)`` with
+    the backend's autodiff."""
+    if BACKEND == "jax":
+        import jax
+
+        def scalar(*a):
+            out = fn(*a)
+            return loss_of(out), out
+
+        (_, out), grads = jax.value_and_grad(scalar, argnums=tuple(range(len(args))), has_aux=True)(
+            *args
+        )
+        return out, grads
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        args = [tf.convert_to_tensor(a) for a in args]
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            out = fn(*args)
+            loss = loss_of(out)
+        return out, tape.gradient(loss, args)
+    import torch
+
+    args = [torch.tensor(np.asarray(a), requires_grad=True) for a in args]
+    out = fn(*args)
+    grads = torch.autograd.grad(loss_of(out), args)
+    return out, grads
+
+
+def random_problem(rng, steps=6, batch=3, features=2, units=4):
+    return [
+        rng.normal(size=(steps, batch, features)).astype("float32"),
+        rng.normal(scale=0.5, size=(features, 4 * units)).astype("float32"),
+        rng.normal(scale=0.5, size=(4 * units,)).astype("float32"),
+        rng.normal(scale=0.5, size=(units, 4 * units)).astype("float32"),
+        rng.normal(scale=0.5, size=(batch, units)).astype("float32"),
+        rng.normal(scale=0.5, size=(batch, units)).astype("float32"),
+    ]
+
+
+def random_mask(rng, steps, batch):
+    mask = rng.random((steps, batch, 1)) > 0.35
+    mask[:2, 0] = False  # a left-padded sequence
+    mask[-2:, 1] = False  # a right-padded one
+    return mask
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no_mask", "mask"])
+@pytest.mark.parametrize("trace", [False, True], ids=["plain", "trace"])
+def test_kernel_matches_reference(rng, masked, trace):
+    args = random_problem(rng)
+    mask = random_mask(rng, 6, 3) if masked else None
+    mask_t = None if mask is None else ops.convert_to_tensor(mask)
+    keep = 4 if trace else 2
+
+    def ours(*a):
+        return loops.lstm_sequence(*a, mask=mask_t, trace=trace)[:keep]
+
+    def ref(*a):
+        return reference(*a, mask=mask_t)[:keep]
+
+    out, grads = value_and_grads(ours, args)
+    out_ref, grads_ref = value_and_grads(ref, args)
+    assert len(out) == keep
+    for name, a, e in zip(("hs", "c_last", "cs", "acts"), out, out_ref):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(e), atol=ATOL, err_msg=name)
+    names = ("x", "kernel", "bias", "recurrent_kernel", "h0", "c0")
+    for name, a, e in zip(names, grads, grads_ref):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(e), atol=ATOL, err_msg=f"d{name}")
+
+
+def test_kernel_long_sequence_gradients(rng):
+    args = random_problem(rng, steps=1000, batch=2, features=2, units=3)
+
+    def ours(*a):
+        return loops.lstm_sequence(*a)
+
+    def ref(*a):
+        return reference(*a)[:2]
+
+    if BACKEND == "tensorflow":
+        # The step-by-step reference builds 1000 eager steps: keep it lean.
+        args = [a.astype("float32") for a in args]
+    _, grads = value_and_grads(ours, args)
+    _, grads_ref = value_and_grads(ref, args)
+    for a, e in zip(grads, grads_ref):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(e), atol=1e-4)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.function and XLA are TensorFlow's")
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_kernel_inside_tf_function(rng, jit_compile):
+    import tensorflow as tf
+
+    args = [tf.constant(a) for a in random_problem(rng)]
+    mask = tf.constant(random_mask(rng, 6, 3))
+
+    @tf.function(jit_compile=jit_compile)
+    def compiled(*a):
+        with tf.GradientTape() as tape:
+            tape.watch(a)
+            out = loops.lstm_sequence(*a, mask=mask)
+            loss = loss_of(out)
+        return out, tape.gradient(loss, a)
+
+    out, grads = compiled(*args)
+    out_ref, grads_ref = value_and_grads(lambda *a: reference(*a, mask=mask)[:2], args)
+    for a, e in zip(list(out) + list(grads), list(out_ref) + list(grads_ref)):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(e), atol=ATOL)
+
+
+def test_vanilla_configuration_takes_the_kernel(monkeypatch, rng):
+    calls = []
+    original = loops.lstm_sequence
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("trace"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(loops, "lstm_sequence", counting)
+    x = rng.normal(size=(2, 5, 3)).astype("float32")
+    klg.LSTM(4)(x)
+    klg.LSTM(4, return_gates=True)(x)
+    klg.LSTM(4, use_bias=False)(x)
+    assert calls == [False, True, False]
+    for config in (
+        {"recurrent_activation": "hard_sigmoid"},
+        {"variant": "CIFG"},
+        {"peepholes": True},
+        {"unroll": True},
+        {"gate_options": {"candidate": {"activation": "relu"}}},
+    ):
+        klg.LSTM(4, **config)(x)
+    klg.LSTM(4, recurrent_dropout=0.5)(x, training=True)
+    assert calls == [False, True, False], "a non-vanilla configuration took the vanilla kernel"
+
+
+def test_uses_vanilla_kernel():
+    assert recurrence.uses_vanilla_kernel(recurrence.StepPlan(klg.LSTMCell(3)))
+    assert recurrence.uses_vanilla_kernel(recurrence.StepPlan(klg.LSTMCell(3, variant="NP")))
+    for kwargs in (
+        {"activation": "relu"},
+        {"variant": "NOG"},
+        {"variant": "FGR"},
+        {"peepholes": True},
+        {"gate_options": {"forget_gate": {"activation": "hard_sigmoid"}}},
+    ):
+        plan = recurrence.StepPlan(klg.LSTMCell(3, **kwargs))
+        assert not recurrence.uses_vanilla_kernel(plan), kwargs
+
+
+def _one_sgd_step(model, x, y, jit_compile):
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse", jit_compile=jit_compile)
+    model.fit(x, y, batch_size=len(x), epochs=1, verbose=0, shuffle=False)
+    return model
+
+
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "jit"])
+def test_training_step_matches_keras(rng, jit_compile):
+    if jit_compile and BACKEND == "torch":
+        pytest.skip("jit_compile on torch means torch.compile; see test_paths")
+    x = rng.normal(size=(4, 7, 3)).astype("float32")
+    y = rng.normal(size=(4, 2)).astype("float32")
+    ref_layer = keras.layers.LSTM(5)
+    ref = keras.Sequential([keras.Input((None, 3)), ref_layer, keras.layers.Dense(2)])
+    ours_layer = klg.LSTM(5)
+    ours = keras.Sequential([keras.Input((None, 3)), ours_layer, keras.layers.Dense(2)])
+    ours.layers[-1].set_weights(ref.layers[-1].get_weights())
+    klg.set_gates_from_fused(ours_layer, *ref_layer.get_weights())
+    _one_sgd_step(ref, x, y, jit_compile)
+    _one_sgd_step(ours, x, y, jit_compile)
+    np.testing.assert_allclose(
+        np.concatenate([w.ravel() for w in klg.get_fused_weights(ours_layer)]),
+        np.concatenate([w.ravel() for w in ref_layer.get_weights()]),
+        atol=ATOL,
+    )
+    np.testing.assert_allclose(to_numpy(ours(x)), to_numpy(ref(x)), atol=ATOL)
+
+
+def test_scan_collects_every_output():
+    def body(carry, x):
+        total = carry[0] + x
+        return [total], [total, 2.0 * total]
+
+    final, (sums, doubled) = loops.scan(body, [ops.zeros((2,))], ops.ones((4, 2)), num_ys=2)
+    np.testing.assert_allclose(to_numpy(sums)[:, 0], [1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(to_numpy(doubled)[:, 1], [2.0, 4.0, 6.0, 8.0])
+    np.testing.assert_allclose(to_numpy(final[0]), [4.0, 4.0])
