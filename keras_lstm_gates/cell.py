@@ -109,9 +109,12 @@ class LSTMCell(Layer, DropoutRNNCell):
             al. 2017; see :mod:`keras_lstm_gates.variants`).
         peepholes: add peephole weights p_i, p_f (on c_{t-1}) and p_o (on c_t).
         forget_bias: initial value of the forget gate's bias; overrides
-            ``unit_forget_bias`` (which is ``forget_bias=1``).
+            ``unit_forget_bias`` (which is ``forget_bias=1``, after Jozefowicz
+            et al. 2015).
         chrono_t_max: if set, chrono initialisation (Tallec & Ollivier 2018)
-            of the forget and input biases for dependencies up to this length.
+            of the forget and input biases for dependencies up to this length:
+            ``b_f = log U[1, chrono_t_max - 1]`` and ``b_i = -b_f``
+            (see :class:`keras_lstm_gates.ChronoInitializer`).
         chrono_seed: seed of the chrono draw (chosen at random and kept in
             the config when not given).
 

@@ -526,7 +526,19 @@ def _torch_function():
 
 
 def _lstm_torch(x, w, b, u, h0, c0, mask, trace):
-    hs, c_last, cs, acts = _torch_function().apply(x, w, b, u, h0, c0, mask, trace)
+    if "call" not in _TORCH:
+        import torch
+
+        function = _torch_function()
+
+        # torch.compile (Keras's jit_compile=True on torch) would trace the
+        # Python loop step by step, for minutes; the loop runs as it is.
+        @torch.compiler.disable
+        def call(*args):
+            return function.apply(*args)
+
+        _TORCH["call"] = call
+    hs, c_last, cs, acts = _TORCH["call"](x, w, b, u, h0, c0, mask, trace)
     return (hs, c_last, cs, acts) if trace else (hs, c_last)
 
 

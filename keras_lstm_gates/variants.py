@@ -18,7 +18,11 @@ NP        no peepholes (the same as vanilla with ``peepholes=False``)
 ========  ==============================================================
 
 Peepholes (``peepholes=True``) are a separate option, as in Greff et al.'s
-vanilla LSTM: p_i and p_f read c_{t-1}, p_o reads c_t.
+vanilla LSTM: p_i and p_f read c_{t-1}, p_o reads c_t (Gers & Schmidhuber
+2000).  They belong to the gates that exist: NIG has p_f and p_o, NFG and CIFG
+p_i and p_o (CIFG's f = 1 - i sees c_{t-1} through p_i), NOG p_i and p_f.
+A removed gate has no sublayer and no weights; the step uses the constant 1
+in its place (1 - i for CIFG's forget gate).
 """
 
 VARIANTS = ("vanilla", "NIG", "NFG", "NOG", "NIAF", "NOAF", "CIFG", "FGR", "NP")
