@@ -4,7 +4,9 @@ gate trace against the same forward pass without it.
 Both layers share one set of weights and return sequences, so the only
 difference is the trace: five (batch, time, units) arrays written at every
 step.  Timings alternate between the two (plain, traced, plain, ...) so
-that drifts in machine load hit both alike, and the medians are reported.
+that drifts in machine load hit both alike.  Reported: the median wall
+times and their ratio, and the ratio of median CPU times (the work done by
+this process, all threads), which other processes' load disturbs less.
 
     python benchmarks/tracing_overhead.py                   # TF and JAX
     python benchmarks/tracing_overhead.py --backends torch --repeats 10
@@ -39,19 +41,24 @@ def measure(args):
         for _ in range(args.warmup):
             fn(x)
     times = {name: [] for name in forward}
+    cpu = {name: [] for name in forward}
     for _ in range(args.repeats):
         for name, fn in forward.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn(x)
             times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
     medians = {name: float(np.median(t)) for name, t in times.items()}
+    cpu_medians = {name: float(np.median(t)) for name, t in cpu.items()}
     return {
         "backend": backend,
         "compiled_with": {"jax": "jax.jit", "tensorflow": "tf.function", "torch": "eager"}[backend],
         "shape": {"B": args.batch, "T": args.time, "D": args.features, "H": args.units},
         "repeats": args.repeats,
         "median_ms": {name: 1000 * m for name, m in medians.items()},
+        "cpu_median_ms": {name: 1000 * m for name, m in cpu_medians.items()},
         "ratio": medians["return_gates"] / medians["plain"],
+        "cpu_ratio": cpu_medians["return_gates"] / cpu_medians["plain"],
     }
 
 
@@ -85,7 +92,7 @@ def main():
     parser.add_argument("--time", type=int, default=100)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--units", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON line per backend")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -109,12 +116,15 @@ def main():
     if rows:
         s = rows[0]["shape"]
         print(f"B={s['B']} T={s['T']} D={s['D']} H={s['H']}, median of {args.repeats}, interleaved")
-    print(f"{'backend':<11} {'compiled':<12} {'plain ms':>9} {'gates ms':>9} {'ratio':>6}")
+    print(
+        f"{'backend':<11} {'compiled':<12} {'plain ms':>9} {'gates ms':>9} {'ratio':>6}"
+        f" {'CPU-time ratio':>15}"
+    )
     for r in rows:
         m = r["median_ms"]
         print(
             f"{r['backend']:<11} {r['compiled_with']:<12} {m['plain']:>9.2f} "
-            f"{m['return_gates']:>9.2f} {r['ratio']:>6.2f}"
+            f"{m['return_gates']:>9.2f} {r['ratio']:>6.2f} {r['cpu_ratio']:>15.2f}"
         )
 
 

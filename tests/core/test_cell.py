@@ -61,7 +61,9 @@ def test_stacked_cells_match_keras(rng):
 
 def test_stacked_rnn_cells_object(rng):
     stacked = keras.layers.StackedRNNCells([klg.LSTMCell(4), klg.LSTMCell(2)])
-    out = keras.layers.RNN(stacked, return_sequences=True)(rng.normal(size=(2, 5, 3)).astype("float32"))
+    out = keras.layers.RNN(stacked, return_sequences=True)(
+        rng.normal(size=(2, 5, 3)).astype("float32")
+    )
     assert tuple(out.shape) == (2, 5, 2)
 
 
@@ -112,7 +114,10 @@ def test_cell_config_round_trip():
 
 def test_rnn_of_cells_saves_and_loads(tmp_path, rng):
     model = keras.Sequential(
-        [keras.Input((None, 3)), keras.layers.RNN([klg.LSTMCell(4), klg.LSTMCell(2)], return_sequences=True)]
+        [
+            keras.Input((None, 3)),
+            keras.layers.RNN([klg.LSTMCell(4), klg.LSTMCell(2)], return_sequences=True),
+        ]
     )
     for w in model.weights:
         w.assign(rng.normal(scale=0.5, size=w.shape).astype("float32"))

@@ -119,14 +119,22 @@ def test_training_output_is_the_lstm_on_masked_inputs(rng, dropout, recurrent_dr
     units, steps, seed = 4, 5, 23
     x, h0, c0 = inputs(rng, 3, steps, units)
     x = rng.normal(size=x.shape).astype("float32")
-    m_x, m_h = read_masks(probe_layer(units, dropout, recurrent_dropout, seed), *inputs(rng, 3, steps, units))
+    m_x, m_h = read_masks(
+        probe_layer(units, dropout, recurrent_dropout, seed), *inputs(rng, 3, steps, units)
+    )
     m_x, m_h = m_x[:, 0], m_h[:, 0]
 
     ours = klg.LSTM(
-        units, dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed, return_sequences=True
+        units,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        seed=seed,
+        return_sequences=True,
     )
     ours.build((None, None, units))
-    fused = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in klg.get_fused_weights(ours)]
+    fused = [
+        rng.normal(scale=0.5, size=w.shape).astype("float32") for w in klg.get_fused_weights(ours)
+    ]
     klg.set_gates_from_fused(ours, *fused)
     out = to_numpy(ours(x, initial_state=[h0, c0], training=True))
 

@@ -35,7 +35,9 @@ def test_feature_size_differs_from_the_built_one(built_by):
         layer(X)
     else:
         layer.build((None, None, 3))
-    with pytest.raises(ValueError, match=r"axis -1 .* value 3, but received input with shape \(2, 5, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"axis -1 .* value 3, but received input with shape \(2, 5, 4\)"
+    ):
         layer(np.ones((2, 5, 4), "float32"))
 
 
@@ -56,7 +58,9 @@ def test_cell_step_input_feature_size():
 
 @pytest.mark.parametrize("units", [0, -3, 2.5, "4", True, None])
 def test_units_must_be_a_positive_int(units):
-    with pytest.raises(ValueError, match=r"positive integer, received units=" + repr(units).replace(".", r"\.")):
+    with pytest.raises(
+        ValueError, match=r"positive integer, received units=" + repr(units).replace(".", r"\.")
+    ):
         klg.LSTM(units)
     with pytest.raises(ValueError, match="positive integer"):
         klg.LSTMCell(units)
@@ -75,7 +79,9 @@ def test_dropout_rate_out_of_range(arg, rate):
 
 @pytest.mark.parametrize("value", ["yes", None, 1, 0, "AUTO"])
 def test_use_cudnn_values(value):
-    with pytest.raises(ValueError, match=r"one of 'auto', True, False; received use_cudnn=" + repr(value)):
+    with pytest.raises(
+        ValueError, match=r"one of 'auto', True, False; received use_cudnn=" + repr(value)
+    ):
         klg.LSTM(4, use_cudnn=value)
 
 
@@ -87,12 +93,16 @@ def test_use_cudnn_accepted_values(value):
 
 
 def test_unknown_gate_options_part():
-    with pytest.raises(ValueError, match=r"unknown part 'forgetgate'; expected one of .*'forget_gate'"):
+    with pytest.raises(
+        ValueError, match=r"unknown part 'forgetgate'; expected one of .*'forget_gate'"
+    ):
         klg.LSTM(4, gate_options={"forgetgate": {"bias_initializer": "ones"}})
 
 
 def test_unknown_gate_option():
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['use_bias'\]; expected some of .*'activation'"):
+    with pytest.raises(
+        ValueError, match=r"unknown option\(s\) \['use_bias'\]; expected some of .*'activation'"
+    ):
         klg.LSTM(4, gate_options={"forget_gate": {"use_bias": False}})
 
 
@@ -211,7 +221,10 @@ def test_initial_state_shape(shapes, bad):
     [
         (((3, 15), (4, 16), (16,)), r"kernel: expected shape \(3, 16\), received shape \(3, 15\)"),
         (((4, 16), (4, 16), (16,)), r"kernel: expected shape \(3, 16\), received shape \(4, 16\)"),
-        (((3, 16), (4, 12), (16,)), r"recurrent_kernel: expected shape \(4, 16\), received shape \(4, 12\)"),
+        (
+            ((3, 16), (4, 12), (16,)),
+            r"recurrent_kernel: expected shape \(4, 16\), received shape \(4, 12\)",
+        ),
         (((3, 16), (4, 16), (12,)), r"bias: expected shape \(16,\), received shape \(12,\)"),
         (((3, 16), (4, 16), None), r"bias: expected shape \(16,\), received None"),
     ],
@@ -237,17 +250,28 @@ def test_set_gates_from_fused_bias_without_use_bias():
 def test_set_gates_from_fused_needs_a_built_klg_layer():
     with pytest.raises(ValueError, match=r"not built yet: call it on data or call build"):
         klg.set_gates_from_fused(klg.LSTM(4), np.zeros((3, 16)), np.zeros((4, 16)), np.zeros(16))
-    with pytest.raises(TypeError, match=r"Expected a keras_lstm_gates LSTM or LSTMCell, received LSTM"):
+    with pytest.raises(
+        TypeError, match=r"Expected a keras_lstm_gates LSTM or LSTMCell, received LSTM"
+    ):
         klg.set_gates_from_fused(keras.layers.LSTM(4), np.zeros((3, 16)), np.zeros((4, 16)))
 
 
 @pytest.mark.parametrize(
     "arrays, message",
     [
-        (((3, 16), (4, 15), None), r"recurrent_kernel: expected shape \(units, 4 \* units\), received shape \(4, 15\)"),
-        (((3, 16), (16,), None), r"recurrent_kernel: expected shape \(units, 4 \* units\), received shape \(16,\)"),
+        (
+            ((3, 16), (4, 15), None),
+            r"recurrent_kernel: expected shape \(units, 4 \* units\), received shape \(4, 15\)",
+        ),
+        (
+            ((3, 16), (16,), None),
+            r"recurrent_kernel: expected shape \(units, 4 \* units\), received shape \(16,\)",
+        ),
         (((3, 12), (4, 16), None), r"kernel: expected shape \(3, 16\), received shape \(3, 12\)"),
-        (((16,), (4, 16), None), r"kernel: expected shape \(input_dim, 16\), received shape \(16,\)"),
+        (
+            ((16,), (4, 16), None),
+            r"kernel: expected shape \(input_dim, 16\), received shape \(16,\)",
+        ),
         (((3, 16), (4, 16), (4, 4)), r"bias: expected shape \(16,\), received shape \(4, 4\)"),
     ],
     ids=["recurrent_width", "recurrent_rank", "kernel_width", "kernel_rank", "bias"],

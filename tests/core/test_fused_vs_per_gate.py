@@ -107,7 +107,9 @@ def step_per_gate(cell, x, h0, c0, mask=None, go_backwards=False):
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_fused_sequence_equals_stepping_the_gates(rng, config, go_backwards):
     kwargs = CONFIGS[config]
-    layer = klg.LSTM(4, return_sequences=True, return_state=True, go_backwards=go_backwards, **kwargs)
+    layer = klg.LSTM(
+        4, return_sequences=True, return_state=True, go_backwards=go_backwards, **kwargs
+    )
     layer.build((None, None, 3))
     for w in layer.weights:
         w.assign(rng.normal(scale=0.5, size=w.shape).astype("float32"))

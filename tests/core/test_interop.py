@@ -61,7 +61,9 @@ def test_from_keras_places_each_block_in_its_gate(rng):
 
 def test_from_keras_overrides(rng):
     ref = random_keras_lstm(rng)
-    ours = klg.LSTM.from_keras(ref, return_sequences=True, gate_options={"forget_gate": {"kernel_regularizer": "l2"}})
+    ours = klg.LSTM.from_keras(
+        ref, return_sequences=True, gate_options={"forget_gate": {"kernel_regularizer": "l2"}}
+    )
     assert ours.return_sequences and not ref.return_sequences
     assert ours.cell.forget_gate.kernel_regularizer is not None
     np.testing.assert_array_equal(klg.get_fused_weights(ours)[0], ref.get_weights()[0])
@@ -144,7 +146,10 @@ def test_seeded_initializers_draw_keras_weights():
     [
         ({"variant": "CIFG"}, "variant='CIFG'"),
         ({"peepholes": True}, "peepholes=True"),
-        ({"gate_options": {"forget_gate": {"bias_initializer": "ones"}}}, "gate_options=\\['forget_gate'\\]"),
+        (
+            {"gate_options": {"forget_gate": {"bias_initializer": "ones"}}},
+            "gate_options=\\['forget_gate'\\]",
+        ),
         ({"return_gates": True}, "cannot return gates"),
     ],
     ids=["variant", "peepholes", "gate_options", "return_gates"],

@@ -32,7 +32,9 @@ def copy_model_weights(ours, ref, rng):
 
 
 def sequential(lstm):
-    return keras.Sequential([keras.Input((None, 3)), lstm(4, return_sequences=True), lstm(3), keras.layers.Dense(2)])
+    return keras.Sequential(
+        [keras.Input((None, 3)), lstm(4, return_sequences=True), lstm(3), keras.layers.Dense(2)]
+    )
 
 
 def functional(lstm):

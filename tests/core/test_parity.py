@@ -35,7 +35,9 @@ def _record(what, diff):
     if _LOG:
         test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0]
         with open(_LOG, "a") as f:
-            f.write(json.dumps({"backend": BACKEND, "test": test, "what": what, "diff": diff}) + "\n")
+            f.write(
+                json.dumps({"backend": BACKEND, "test": test, "what": what, "diff": diff}) + "\n"
+            )
 
 
 def assert_close(what, actual, expected, atol=ATOL):
@@ -189,11 +191,15 @@ def check_parity(ref, ours, x, atol=ATOL, grad_atol=None, ref_kwargs=None, **kwa
 
     if "x" in g_ref:
         grad_close("grad x", g_ours["x"], g_ref["x"])
-    for k, (a, b) in enumerate(zip(g_ours.get("initial_state", []), g_ref.get("initial_state", []))):
+    for k, (a, b) in enumerate(
+        zip(g_ours.get("initial_state", []), g_ref.get("initial_state", []))
+    ):
         grad_close(f"grad initial_state[{k}]", a, b)
     for r, o in lstm_pairs(ref, ours):
         expected = [g_ref[id(w)] for w in r.cell.trainable_variables]
-        for name, a, b in zip(("kernel", "recurrent_kernel", "bias"), fused_weight_grads(o, g_ours), expected):
+        for name, a, b in zip(
+            ("kernel", "recurrent_kernel", "bias"), fused_weight_grads(o, g_ours), expected
+        ):
             grad_close(f"grad {name}", a, b)
     # Any other weight (an Embedding below the LSTM) must agree too.
     lstm_vars = {id(w) for pair in lstm_pairs(ref, ours) for p in pair for w in p.weights}
@@ -234,7 +240,9 @@ def test_set_gates_from_fused_gives_the_same_layer(rng):
 
 @pytest.mark.parametrize("return_sequences", [False, True])
 def test_go_backwards(rng, return_sequences):
-    ref, ours = make_pair(rng, go_backwards=True, return_sequences=return_sequences, return_state=True)
+    ref, ours = make_pair(
+        rng, go_backwards=True, return_sequences=return_sequences, return_state=True
+    )
     check_parity(ref, ours, rng.normal(size=(2, 6, 3)).astype("float32"))
 
 
@@ -251,27 +259,33 @@ def _padded_mask(lengths, steps, left):
 @pytest.mark.parametrize("left", [False, True], ids=["right_padded", "left_padded"])
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_mask_argument(rng, left, go_backwards):
-    ref, ours = make_pair(
-        rng, return_sequences=True, return_state=True, go_backwards=go_backwards
-    )
+    ref, ours = make_pair(rng, return_sequences=True, return_state=True, go_backwards=go_backwards)
     x = rng.normal(size=(3, 7, 3)).astype("float32")
     mask = _padded_mask([7, 4, 1], 7, left)
     check_parity(ref, ours, x, mask=mask)
 
 
-@pytest.mark.parametrize("zero_output_for_mask", [False, True])
-def test_zero_output_for_mask(rng, zero_output_for_mask):
-    ref, ours = make_pair(rng, return_sequences=True, zero_output_for_mask=zero_output_for_mask)
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_zero_output_for_mask(rng, return_sequences):
+    ref, ours = make_pair(
+        rng, return_sequences=return_sequences, return_state=True, zero_output_for_mask=True
+    )
     x = rng.normal(size=(2, 5, 3)).astype("float32")
     mask = _padded_mask([5, 2], 5, left=False)
-    out = check_parity(ref, ours, x, mask=mask)
-    if zero_output_for_mask:
-        assert np.all(out[1, 2:] == 0.0)
+    out, h, _ = check_parity(ref, ours, x, mask=mask)
+    # Masked steps output zeros (the last output too, as in Keras); the state
+    # is carried.
+    assert np.all((out[1, 2:] if return_sequences else out[1]) == 0.0)
+    assert np.all(h[1] != 0.0)
 
 
 def _embedding_model(lstm, vocab=9, dim=3):
     return keras.Sequential(
-        [keras.Input((None,), dtype="int32"), keras.layers.Embedding(vocab, dim, mask_zero=True), lstm]
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(vocab, dim, mask_zero=True),
+            lstm,
+        ]
     )
 
 
@@ -281,7 +295,9 @@ def test_mask_from_embedding_in_a_model(rng, left):
     tokens[~_padded_mask([6, 3, 2], 6, left)] = 0
     ref_model = _embedding_model(keras.layers.LSTM(4, return_sequences=True))
     ours_model = _embedding_model(klg.LSTM(4, return_sequences=True))
-    ref_model.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref_model.weights])
+    ref_model.set_weights(
+        [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref_model.weights]
+    )
     ours_model.layers[0].set_weights(ref_model.layers[0].get_weights())
     copy_fused(ours_model.layers[1], ref_model.layers[1])
     check_parity(ref_model, ours_model, tokens)
@@ -354,12 +370,16 @@ def test_stateful_over_two_calls_then_reset(rng):
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum"])
 def test_bidirectional(rng, merge_mode):
-    ref = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True), merge_mode=merge_mode)
+    ref = keras.layers.Bidirectional(
+        keras.layers.LSTM(4, return_sequences=True), merge_mode=merge_mode
+    )
     ours = keras.layers.Bidirectional(klg.LSTM(4, return_sequences=True), merge_mode=merge_mode)
     ref.build((None, None, 3))
     ours.build((None, None, 3))
     for layer in (ref.forward_layer, ref.backward_layer):
-        layer.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in layer.weights])
+        layer.set_weights(
+            [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in layer.weights]
+        )
     copy_fused(ours.forward_layer, ref.forward_layer)
     copy_fused(ours.backward_layer, ref.backward_layer)
     assert ours.backward_layer.go_backwards and not ours.forward_layer.go_backwards
@@ -400,9 +420,7 @@ def test_unit_forget_bias(rng, unit_forget_bias):
     check_parity(ref, ours, rng.normal(size=(2, 4, 3)).astype("float32"))
 
 
-@pytest.mark.parametrize(
-    "shape", [(1, 5, 3), (3, 1, 3)], ids=["batch_1", "sequence_length_1"]
-)
+@pytest.mark.parametrize("shape", [(1, 5, 3), (3, 1, 3)], ids=["batch_1", "sequence_length_1"])
 def test_small_shapes(rng, shape):
     ref, ours = make_pair(rng, return_sequences=True, return_state=True)
     check_parity(ref, ours, rng.normal(size=shape).astype("float32"))

@@ -35,7 +35,9 @@ def h5_dataset_paths(path):
     found = []
     with zipfile.ZipFile(path) as archive:
         with archive.open("model.weights.h5") as raw, h5py.File(raw, "r") as h5:
-            h5.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+            h5.visititems(
+                lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None
+            )
     return found
 
 
@@ -117,7 +119,9 @@ def test_config_round_trip(name):
 
 
 def test_from_config_rebuilds_gate_options():
-    layer = klg.LSTM(3, gate_options={"forget_gate": {"bias_initializer": "ones", "activation": "hard_sigmoid"}})
+    layer = klg.LSTM(
+        3, gate_options={"forget_gate": {"bias_initializer": "ones", "activation": "hard_sigmoid"}}
+    )
     clone = klg.LSTM.from_config(layer.get_config())
     clone.build((None, None, 2))
     np.testing.assert_array_equal(to_numpy(clone.cell.forget_gate.bias), np.ones(3))
@@ -132,7 +136,9 @@ def test_weight_paths_name_the_gate():
     layer = klg.LSTM(4, name="encoder")
     layer.build((None, None, 3))
     paths = [w.path for w in layer.weights]
-    expected = [f"encoder/lstm_cell/{g}/{w}" for g in GATES for w in ("kernel", "recurrent_kernel", "bias")]
+    expected = [
+        f"encoder/lstm_cell/{g}/{w}" for g in GATES for w in ("kernel", "recurrent_kernel", "bias")
+    ]
     assert paths == expected
 
 
@@ -169,7 +175,9 @@ def _check_reload(model, x, tmp_path):
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_save_and_load_without_custom_objects(tmp_path, rng, name):
-    model = keras.Sequential([keras.Input((None, 3)), klg.LSTM(4, **CONFIGS[name]), keras.layers.Dense(2)])
+    model = keras.Sequential(
+        [keras.Input((None, 3)), klg.LSTM(4, **CONFIGS[name]), keras.layers.Dense(2)]
+    )
     randomize(model, rng)
     x = rng.normal(size=(2, 5, 3)).astype("float32")
     loaded = _check_reload(model, x, tmp_path)
@@ -194,19 +202,28 @@ def test_functional_model_with_states_saves(tmp_path, rng):
 @pytest.mark.parametrize("merge_mode", ["concat", "ave"])
 def test_bidirectional_saves_and_loads(tmp_path, rng, merge_mode):
     model = keras.Sequential(
-        [keras.Input((None, 3)), keras.layers.Bidirectional(klg.LSTM(4, return_sequences=True), merge_mode=merge_mode)]
+        [
+            keras.Input((None, 3)),
+            keras.layers.Bidirectional(klg.LSTM(4, return_sequences=True), merge_mode=merge_mode),
+        ]
     )
     randomize(model, rng)
     x = rng.normal(size=(2, 5, 3)).astype("float32")
     loaded = _check_reload(model, x, tmp_path)
     wrapper = loaded.layers[0]
-    assert isinstance(wrapper.forward_layer, klg.LSTM) and isinstance(wrapper.backward_layer, klg.LSTM)
+    assert isinstance(wrapper.forward_layer, klg.LSTM) and isinstance(
+        wrapper.backward_layer, klg.LSTM
+    )
     assert wrapper.backward_layer.go_backwards
 
 
 def test_masked_model_saves_and_loads(tmp_path, rng):
     model = keras.Sequential(
-        [keras.Input((None,), dtype="int32"), keras.layers.Embedding(9, 3, mask_zero=True), klg.LSTM(4)]
+        [
+            keras.Input((None,), dtype="int32"),
+            keras.layers.Embedding(9, 3, mask_zero=True),
+            klg.LSTM(4),
+        ]
     )
     randomize(model, rng)
     tokens = np.array([[3, 1, 4, 1, 5], [9 - 1, 2, 6, 0, 0]], "int32")
