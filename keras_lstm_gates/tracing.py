@@ -33,7 +33,15 @@ from .variants import SIGMOID_GATES
 
 
 def check_thresholds(left, right):
-    """Validate the saturation thresholds ``0 <= left < right <= 1``."""
+    """Validate the saturation thresholds ``0 <= left < right <= 1``.
+
+    >>> check_thresholds(0.1, 0.9)
+    (0.1, 0.9)
+    >>> check_thresholds(0.9, 0.1)
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected saturation thresholds with 0 <= left < right <= 1, received left=0.9, right=0.1.
+    """
     for name, value in (("left", left), ("right", right)):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
             raise ValueError(f"Expected `{name}` to be a number in [0, 1], received {value!r}.")
@@ -300,7 +308,14 @@ class GateTraces(dict):
 
 
 def format_table(summary, left=0.1, right=0.9):
-    """Render ``{layer: {gate: stats}}`` (from ``summary``) as text."""
+    """Render ``{layer: {gate: stats}}`` (from ``summary``) as text.
+
+    >>> stats = {"mean": 0.7, "left": 0.0, "right": 0.25, "units": 4,
+    ...          "units_left": 0, "units_right": 1}
+    >>> print(format_table({"lstm": {"forget_gate": stats}}))
+    layer  gate          mean  left<0.1  right>0.9  units  mostly_left  mostly_right
+    lstm   forget_gate  0.700     0.000      0.250      4            0             1
+    """
     header = (
         "layer",
         "gate",

@@ -4,12 +4,49 @@ torch is importable under every Keras backend, so these run on all three:
 torch computes the reference outputs, Keras's backend runs klg.
 """
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
 from keras import ops
 
 import keras_lstm_gates as klg
+
+NO_TORCH = textwrap.dedent(
+    """
+    import sys
+    sys.modules["torch"] = None  # any "import torch" now raises ImportError
+    import numpy as np
+    import keras_lstm_gates as klg
+    rng = np.random.default_rng(0)
+    sd = {"weight_ih_l0": rng.normal(size=(8, 3)), "weight_hh_l0": rng.normal(size=(8, 2)),
+          "bias_ih_l0": rng.normal(size=8), "bias_hh_l0": rng.normal(size=8)}
+    layer = klg.from_torch(sd)
+    back = klg.to_torch_state_dict(layer)
+    assert np.allclose(back["weight_hh_l0"], sd["weight_hh_l0"], atol=1e-6)
+    assert np.allclose(back["bias_ih_l0"], sd["bias_ih_l0"] + sd["bias_hh_l0"], atol=1e-6)
+    try:
+        klg.to_torch_state_dict(layer, as_torch=True)
+    except ImportError:
+        print("ok")
+    """
+)
+
+
+def test_numpy_state_dicts_need_no_torch():
+    """Importing klg and loading numpy arrays never imports torch."""
+    if keras.backend.backend() != "jax":
+        pytest.skip("one run is enough; the subprocess uses the JAX backend")
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
 
 torch = pytest.importorskip("torch")
 

@@ -1,0 +1,431 @@
+"""One backend's measurements, run by ``benchmarks/run.py`` in a process of
+its own (Keras reads ``KERAS_BACKEND`` once, at import).
+
+For every shape ``(B, T, D, H)`` it builds ``keras.layers.LSTM`` with random
+weights and copies them into ``klg.LSTM`` (``from_keras``), into
+``keras.layers.RNN(keras.layers.LSTMCell)`` and, when PyTorch is installed,
+into ``torch.nn.LSTM``.  All return sequences.  Each is compiled the way
+its framework runs a model (``tf.function`` on TensorFlow, ``jax.jit`` on
+JAX, eager on PyTorch, which is also what ``torch.nn.LSTM`` runs as), warmed
+up, and then timed in rounds: one call of every candidate per round, the
+order rotating from round to round, so that drifts in machine load hit all
+of them alike.  Reported per candidate: the median wall time over the
+rounds and the median CPU time of this process (all its threads).
+
+Memory: the growth of this process's resident set (RSS, sampled every
+~0.2 ms from /proc/self/statm by a second thread) during one warm training
+step (forward, loss, gradients w.r.t. the weights), the median of three;
+on JAX also the scratch memory XLA plans for the compiled step
+(``memory_analysis().temp_size_in_bytes``), which is exact.
+
+    KERAS_BACKEND=jax python benchmarks/measure.py --grid quick --json out.json
+"""
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+
+GRIDS = {
+    # The grid of the issue: B in {1, 16, 64}, T in {10, 100, 1000},
+    # H in {64, 256, 1024}, D = 32.  Hours on a 2-core CPU.
+    "full": [(b, t, 32, h) for b in (1, 16, 64) for t in (10, 100, 1000) for h in (64, 256, 1024)],
+    # The three reference shapes of the issue and one point at each edge of
+    # the grid (B = 1, T = 10, T = 1000, H = 1024).
+    "default": [
+        (64, 100, 32, 128),
+        (32, 200, 16, 256),
+        (8, 500, 64, 64),
+        (1, 100, 32, 64),
+        (16, 10, 32, 256),
+        (16, 1000, 32, 64),
+        (16, 100, 32, 1024),
+    ],
+    # Tiny, for CI: checks that the script runs, not how fast anything is.
+    "quick": [(2, 5, 3, 4)],
+}
+
+# The shape at which the issue compares with torch.nn.LSTM.
+TORCH_REFERENCE_SHAPE = (64, 100, 32, 128)
+
+
+# -- process memory ------------------------------------------------------------
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_growth(fn, repeats=3):
+    """Median over ``repeats`` of (peak RSS during ``fn()``) - (RSS before)."""
+    if not os.path.exists("/proc/self/statm"):
+        return None
+    growth = []
+    for _ in range(repeats):
+        gc.collect()
+        base = _rss_bytes()
+        peak = [base]
+        done = threading.Event()
+
+        def sample(peak=peak, done=done):
+            while not done.is_set():
+                peak[0] = max(peak[0], _rss_bytes())
+                time.sleep(0.0002)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        fn()
+        done.set()
+        sampler.join()
+        peak[0] = max(peak[0], _rss_bytes())
+        growth.append(peak[0] - base)
+    return int(statistics.median(growth))
+
+
+# -- compiled calls, one pair (forward, training step) per framework ----------
+
+
+def keras_fns(layer, x, backend, train=True):
+    """``(forward, train_step, xla_temp_bytes)`` for a built Keras layer
+    (``train_step`` and ``xla_temp_bytes`` are None unless ``train``)."""
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        trainable = [v.value for v in layer.trainable_variables]
+        other = [v.value for v in layer.non_trainable_variables]
+        xj = jnp.asarray(x)
+
+        def output(tv, xs, training):
+            out = layer.stateless_call(tv, other, xs, training=training)[0]
+            return out[0] if isinstance(out, (tuple, list)) else out
+
+        forward = jax.jit(lambda tv, xs: output(tv, xs, False))
+        if not train:
+            return lambda: forward(trainable, xj).block_until_ready(), None, None
+        grad = jax.jit(jax.grad(lambda tv, xs: jnp.sum(jnp.square(output(tv, xs, True)))))
+        # Compiled once, ahead of time: its memory analysis, then its calls.
+        grad = grad.lower(trainable, xj).compile()
+        temp = getattr(grad.memory_analysis(), "temp_size_in_bytes", None)
+        return (
+            lambda: forward(trainable, xj).block_until_ready(),
+            lambda: jax.block_until_ready(grad(trainable, xj)),
+            temp,
+        )
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        xt = tf.constant(x)
+
+        def first(out):
+            return out[0] if isinstance(out, (tuple, list)) else out
+
+        forward = tf.function(lambda xs: first(layer(xs, training=False)))
+
+        @tf.function
+        def step(xs):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.square(first(layer(xs, training=True))))
+            return tape.gradient(loss, layer.trainable_variables)
+
+        return (lambda: forward(xt), lambda: step(xt), None)
+    import torch
+
+    xt = torch.as_tensor(x)
+    params = [v.value for v in layer.trainable_variables]
+
+    def first(out):
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+    def forward():
+        with torch.no_grad():
+            return layer(xt, training=False)
+
+    def step():
+        loss = torch.sum(torch.square(first(layer(xt, training=True))))
+        return torch.autograd.grad(loss, params)
+
+    return (forward, step, None)
+
+
+def torch_lstm_fns(kernel, recurrent_kernel, bias, x):
+    """torch.nn.LSTM with Keras's weights (both use the gate order i, f, g, o)."""
+    import torch
+
+    features, four_units = kernel.shape
+    lstm = torch.nn.LSTM(features, four_units // 4, batch_first=True)
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(torch.as_tensor(kernel.T))
+        lstm.weight_hh_l0.copy_(torch.as_tensor(recurrent_kernel.T))
+        lstm.bias_ih_l0.copy_(torch.as_tensor(bias))
+        lstm.bias_hh_l0.zero_()
+    xt = torch.as_tensor(x)
+    params = list(lstm.parameters())
+
+    def forward():
+        with torch.no_grad():
+            return lstm(xt)[0]
+
+    def step():
+        loss = torch.sum(torch.square(lstm(xt)[0]))
+        return torch.autograd.grad(loss, params)
+
+    return lstm, forward, step
+
+
+# -- the per-step floor --------------------------------------------------------
+
+
+def matmul_loop_fn(batch, units, steps, backend):
+    """A compiled loop of ``steps`` recurrent matmuls (batch, units) x
+    (units, 4 * units) and nothing else: the floor under any LSTM's forward
+    pass on this backend."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    h0 = rng.normal(size=(batch, units)).astype("float32")
+    u = (rng.normal(size=(units, 4 * units)) / np.sqrt(units)).astype("float32")
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        def loop(h, u):
+            def body(h, _):
+                return (h @ u)[:, :units], None
+
+            return jax.lax.scan(body, h, None, length=steps)[0]
+
+        f = jax.jit(loop)
+        h0j, uj = jnp.asarray(h0), jnp.asarray(u)
+        return lambda: f(h0j, uj).block_until_ready()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(jit_compile=True)
+        def loop(h, u):
+            return tf.while_loop(
+                lambda t, h: t < steps,
+                lambda t, h: (t + 1, tf.matmul(h, u)[:, :units]),
+                (tf.constant(0), h),
+            )[1]
+
+        h0t, ut = tf.constant(h0), tf.constant(u)
+        return lambda: loop(h0t, ut)
+    import torch
+
+    h0t, ut = torch.as_tensor(h0), torch.as_tensor(u)
+
+    def loop():
+        h = h0t
+        for _ in range(steps):
+            h = torch.mm(h, ut)[:, :units]
+        return h
+
+    return loop
+
+
+# -- timing --------------------------------------------------------------------
+
+
+def interleaved(fns, repeats, warmup=2):
+    """Median wall and CPU milliseconds of every fn, timed in rotating rounds."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    names = list(fns)
+    wall = {n: [] for n in names}
+    cpu = {n: [] for n in names}
+    for r in range(repeats):
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fns[n]()
+            wall[n].append(time.perf_counter() - start)
+            cpu[n].append(time.process_time() - start_cpu)
+    return {
+        n: {
+            "ms": 1000 * statistics.median(wall[n]),
+            "cpu_ms": 1000 * statistics.median(cpu[n]),
+            "min_ms": 1000 * min(wall[n]),
+        }
+        for n in names
+    }
+
+
+def measure_shape(shape, backend, repeats, have_torch, with_cell=True):
+    import keras
+    import numpy as np
+
+    import keras_lstm_gates as klg
+
+    batch, steps, features, units = shape
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, steps, features)).astype("float32")
+    ref = keras.layers.LSTM(units, return_sequences=True)
+    ref.build(x.shape)
+    ref.set_weights([rng.normal(scale=0.3, size=w.shape).astype("float32") for w in ref.weights])
+    weights = [np.asarray(w) for w in ref.get_weights()]
+    ours = klg.LSTM.from_keras(ref)
+    traced = klg.LSTM.from_keras(ref, return_gates=True)
+    layers = {"keras": ref, "klg": ours}
+    if with_cell:
+        generic = keras.layers.RNN(keras.layers.LSTMCell(units), return_sequences=True)
+        generic.build(x.shape)
+        generic.set_weights(weights)
+        layers["rnn_cell"] = generic
+    forward, train, xla_temp = {}, {}, {}
+    for name, layer in layers.items():
+        forward[name], train[name], xla_temp[name] = keras_fns(layer, x, backend)
+    forward["klg_gates"] = keras_fns(traced, x, backend, train=False)[0]
+    if have_torch:
+        lstm, forward["torch"], train["torch"] = torch_lstm_fns(*weights, x)
+
+    # Same numbers before timing anything.
+    expected = np.asarray(keras.ops.convert_to_numpy(forward["keras"]()))
+    parity = {}
+    for name in [n for n in ("klg", "rnn_cell", "klg_gates") if n in forward]:
+        got = np.asarray(keras.ops.convert_to_numpy(forward[name]()))
+        parity[name] = float(np.max(np.abs(got - expected)))
+    if have_torch:
+        got = forward["torch"]().detach().cpu().numpy()
+        parity["torch"] = float(np.max(np.abs(got - expected)))
+
+    result = {
+        "shape": {"B": batch, "T": steps, "D": features, "H": units},
+        "parity_max_abs_diff": parity,
+        "forward": interleaved(forward, repeats),
+        "train_step": interleaved(train, repeats),
+        "train_step_rss_growth_bytes": {n: peak_rss_growth(fn) for n, fn in train.items()},
+    }
+    if backend == "jax":
+        result["train_step_xla_temp_bytes"] = {n: v for n, v in xla_temp.items() if v is not None}
+    return result
+
+
+def per_step_costs(backend, repeats):
+    """Microseconds per step: klg and Keras at a size where the arithmetic is
+    negligible (B=1, D=H=8, T=500), and the matmul-only loop at the
+    reference shape."""
+    import keras
+    import numpy as np
+
+    import keras_lstm_gates as klg
+
+    out = {}
+    x = np.random.default_rng(2).normal(size=(1, 500, 8)).astype("float32")
+    ref = keras.layers.LSTM(8, return_sequences=True)
+    ref.build(x.shape)
+    ours = klg.LSTM.from_keras(ref)
+    fns = {}
+    for name, layer in (("keras", ref), ("klg", ours)):
+        f, s, _ = keras_fns(layer, x, backend)
+        fns[name + "_forward"], fns[name + "_train_step"] = f, s
+    timed = interleaved(fns, repeats)
+    out["tiny_B1_T500_H8_us_per_step"] = {n: 1000 * v["ms"] / 500 for n, v in timed.items()}
+    batch, steps, _, units = TORCH_REFERENCE_SHAPE
+    floor = interleaved({"matmul_loop": matmul_loop_fn(batch, units, steps, backend)}, repeats)
+    out["matmul_only_loop_at_reference"] = {
+        "shape": {"B": batch, "T": steps, "H": units},
+        "ms": floor["matmul_loop"]["ms"],
+        "cpu_ms": floor["matmul_loop"]["cpu_ms"],
+        "us_per_step": 1000 * floor["matmul_loop"]["ms"] / steps,
+    }
+    return out
+
+
+def environment(have_torch):
+    import keras
+    import numpy as np
+
+    env = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "gpu": False,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        env["tensorflow"] = tf.__version__
+        env["gpu"] = bool(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        env["jax"] = jax.__version__
+        env["gpu"] = jax.default_backend() == "gpu"
+    if have_torch:
+        import torch
+
+        env["torch"] = torch.__version__
+        env["torch_threads"] = torch.get_num_threads()
+    return env
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="default")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", required=True, help="where to write this backend's results")
+    parser.add_argument("--no-torch", action="store_true", help="skip torch.nn.LSTM")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        import torch  # noqa: F401
+
+        have_torch = not args.no_torch
+    except ImportError:
+        have_torch = False
+    results = {"backend": backend, "grid": args.grid, "repeats": args.repeats}
+    results["environment"] = environment(have_torch)
+    results["shapes"] = []
+    for shape in GRIDS[args.grid]:
+        start = time.perf_counter()
+        # The quick grid checks the machinery; it leaves out the slowest
+        # candidate to compile, keras.layers.RNN(LSTMCell).
+        row = measure_shape(shape, backend, args.repeats, have_torch, args.grid != "quick")
+        row["seconds"] = time.perf_counter() - start
+        results["shapes"].append(row)
+        f, t = row["forward"], row["train_step"]
+        print(
+            f"[{backend}] B,T,D,H={shape}: klg/keras forward "
+            f"{f['klg']['ms'] / f['keras']['ms']:.2f}, train step "
+            f"{t['klg']['ms'] / t['keras']['ms']:.2f} ({row['seconds']:.0f} s)",
+            flush=True,
+        )
+        keras.utils.clear_session()
+    if args.grid != "quick":
+        results["per_step"] = per_step_costs(backend, args.repeats)
+    results["environment"]["loadavg_end"] = (
+        list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    )
+    with open(args.json, "w") as f:
+        json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
