@@ -121,9 +121,9 @@ class LSTMCell(Layer, DropoutRNNCell):
     >>> import numpy as np, keras
     >>> cell = LSTMCell(4)
     >>> h, (h2, c) = cell(np.ones((2, 3)), [np.zeros((2, 4)), np.zeros((2, 4))])
-    >>> h.shape, cell.forget_gate.kernel.shape
+    >>> tuple(h.shape), tuple(cell.forget_gate.kernel.shape)
     ((2, 4), (3, 4))
-    >>> keras.layers.RNN(LSTMCell(4))(np.ones((2, 5, 3))).shape
+    >>> tuple(keras.layers.RNN(LSTMCell(4))(np.ones((2, 5, 3))).shape)
     (2, 4)
     """
 

@@ -137,7 +137,7 @@ class Gate(Layer):
 
     >>> import numpy as np
     >>> gate = CandidateMemory(3)
-    >>> gate(np.ones((2, 5)), np.zeros((2, 3))).shape
+    >>> tuple(gate(np.ones((2, 5)), np.zeros((2, 3))).shape)
     (2, 3)
     """
 

@@ -82,12 +82,12 @@ class LSTM(RNN):
     >>> import numpy as np
     >>> x = np.random.default_rng(0).normal(size=(2, 7, 3)).astype("float32")
     >>> layer = LSTM(4, return_sequences=True)
-    >>> layer(x).shape
+    >>> tuple(layer(x).shape)
     (2, 7, 4)
-    >>> layer.cell.forget_gate.kernel.shape, layer.cell.forget_gate.bias.shape
+    >>> tuple(layer.cell.forget_gate.kernel.shape), tuple(layer.cell.forget_gate.bias.shape)
     ((3, 4), (4,))
     >>> y, gates = LSTM(4, return_gates=True)(x)
-    >>> sorted(gates), gates["forget_gate"].shape
+    >>> sorted(gates), tuple(gates["forget_gate"].shape)
     (['candidate', 'cell_state', 'forget_gate', 'input_gate', 'output_gate'], (2, 7, 4))
     """
 

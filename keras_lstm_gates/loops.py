@@ -209,11 +209,16 @@ def _jax_kernel(masked, trace):
         units = u.shape[0]
         u_t, w_t = u.T, w.T
 
+        # Transposed once, so that the weight-gradient matmuls in the loop
+        # contract plain (row-major) operands.
+        hs_t = jnp.swapaxes(hs, 1, 2)
+        h0_t = h0.T
+
         def body(carry, inputs):
             dh_next, dc_next, dw, du, db = carry
             k, x_t, dh_out, act, c, *rest = inputs
             first = k == 0
-            h_prev = jnp.where(first, h0, hs[k - 1])
+            h_prev_t = jnp.where(first, h0_t, hs_t[k - 1])
             c_prev = jnp.where(first, c0, cs[k - 1])
             dh = dh_next + dh_out
             dc = dc_next + rest.pop(0) if trace else dc_next
@@ -227,10 +232,10 @@ def _jax_kernel(masked, trace):
                 dc_prev = jnp.where(m, dc_prev, dc)
             else:
                 dh_prev = dz @ u_t
-            carry = (dh_prev, dc_prev, dw + x_t.T @ dz, du + h_prev.T @ dz, db + dz.sum(0))
+            carry = (dh_prev, dc_prev, dw + x_t @ dz, du + h_prev_t @ dz, db + dz.sum(0))
             return carry, dz @ w_t
 
-        xs = [jnp.arange(x.shape[0]), x, cts[0], acts, cs]
+        xs = [jnp.arange(x.shape[0]), jnp.swapaxes(x, 1, 2), cts[0], acts, cs]
         if trace:
             xs += [cts[2], cts[3] * _activation_derivative(K, acts, units)]
         if masked:
