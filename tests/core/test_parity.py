@@ -94,7 +94,6 @@ def grads(layer, x, initial_state=None, **kwargs):
     if BACKEND == "tensorflow":
         import tensorflow as tf
 
-        @tf.function  # one graph: eager tf.while_loop steps are slow
         def run(x_t, s_t):
             with tf.GradientTape() as tape:
                 tape.watch([x_t] + s_t)
@@ -103,6 +102,10 @@ def grads(layer, x, initial_state=None, **kwargs):
             sources = ([x_t] if diff_x else []) + s_t + [v.value for v in variables]
             return outputs, tape.gradient(loss, sources)
 
+        if np.shape(x)[1] > 50:
+            # Eager tf.while_loop steps are slow; tracing pays off only for
+            # long sequences.
+            run = tf.function(run)
         outputs, found = run(tf.constant(x), [tf.constant(s) for s in states])
     elif BACKEND == "jax":
         import jax
