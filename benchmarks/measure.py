@@ -1,24 +1,33 @@
-"""One backend's measurements, run by ``benchmarks/run.py`` in a process of
-its own (Keras reads ``KERAS_BACKEND`` once, at import).
+"""One process's measurements, run by ``benchmarks/run.py``.
 
-For every shape ``(B, T, D, H)`` it builds ``keras.layers.LSTM`` with random
-weights and copies them into ``klg.LSTM`` (``from_keras``), into
-``keras.layers.RNN(keras.layers.LSTMCell)`` and, when PyTorch is installed,
-into ``torch.nn.LSTM``.  All return sequences.  Each is compiled the way
-its framework runs a model (``tf.function`` on TensorFlow, ``jax.jit`` on
-JAX, eager on PyTorch, which is also what ``torch.nn.LSTM`` runs as), warmed
-up, and then timed in rounds: one call of every candidate per round, the
-order rotating from round to round, so that drifts in machine load hit all
-of them alike.  Reported per candidate: the median wall time over the
+Two kinds of process:
+
+* a Keras backend (``KERAS_BACKEND`` is read once, at import): for every
+  shape ``(B, T, D, H)`` it builds ``keras.layers.LSTM`` with random weights
+  and copies them into ``klg.LSTM`` (``from_keras``), into ``klg.LSTM(...,
+  return_gates=True)`` and into ``keras.layers.RNN(keras.layers.LSTMCell)``;
+* ``--torch-reference``: ``torch.nn.LSTM`` with the same weights (drawn from
+  the same seed), and no Keras.  It runs apart because on a 2-core machine
+  PyTorch's OpenMP threads and XLA's thread pool, in one process, keep
+  each other from the cores (measured: ``torch.nn.LSTM`` ran 20 to 200 times
+  slower next to JAX than on its own, and the Keras layers slowed down too).
+
+All layers return sequences.  Each is compiled the way its framework runs a
+model (``tf.function`` on TensorFlow, ``jax.jit`` on JAX, eager on PyTorch),
+warmed up, and then timed in rounds: one call of every candidate per round,
+the order rotating from round to round, so that drifts in machine load hit
+all of them alike.  Reported per candidate: the median wall time over the
 rounds and the median CPU time of this process (all its threads).
 
 Memory: the growth of this process's resident set (RSS, sampled every
 ~0.2 ms from /proc/self/statm by a second thread) during one warm training
-step (forward, loss, gradients w.r.t. the weights), the median of three;
-on JAX also the scratch memory XLA plans for the compiled step
+step (forward, loss, gradients w.r.t. the weights), the median of three.
+Small steps reuse memory the allocator already holds and show 0.  On JAX
+also the scratch memory XLA plans for the compiled step
 (``memory_analysis().temp_size_in_bytes``), which is exact.
 
     KERAS_BACKEND=jax python benchmarks/measure.py --grid quick --json out.json
+    python benchmarks/measure.py --torch-reference --grid quick --json torch.json
 """
 
 import argparse
@@ -154,6 +163,42 @@ def keras_fns(layer, x, backend, train=True):
     return (forward, step, None)
 
 
+def random_problem(shape):
+    """The input and Keras-layout LSTM weights of one shape, drawn in the
+    same order in every process (so that all of them get the same numbers)."""
+    import numpy as np
+
+    batch, steps, features, units = shape
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, steps, features)).astype("float32")
+    weights = [
+        rng.normal(scale=0.3, size=size).astype("float32")
+        for size in ((features, 4 * units), (units, 4 * units), (4 * units,))
+    ]
+    return x, weights
+
+
+def numpy_lstm(x, kernel, recurrent_kernel, bias):
+    """The LSTM equations in numpy (Keras's gate order i, f, c, o)."""
+    import numpy as np
+
+    units = recurrent_kernel.shape[0]
+    h = np.zeros((x.shape[0], units), "float64")
+    c = np.zeros_like(h)
+    out = []
+
+    def sigmoid(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
+    for t in range(x.shape[1]):
+        z = x[:, t] @ kernel + h @ recurrent_kernel + bias
+        i, f, g, o = (z[:, k * units : (k + 1) * units] for k in range(4))
+        c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        out.append(h)
+    return np.stack(out, axis=1)
+
+
 def torch_lstm_fns(kernel, recurrent_kernel, bias, x):
     """torch.nn.LSTM with Keras's weights (both use the gate order i, f, g, o)."""
     import torch
@@ -176,7 +221,25 @@ def torch_lstm_fns(kernel, recurrent_kernel, bias, x):
         loss = torch.sum(torch.square(lstm(xt)[0]))
         return torch.autograd.grad(loss, params)
 
-    return lstm, forward, step
+    return forward, step
+
+
+def measure_torch_shape(shape, repeats):
+    import numpy as np
+
+    x, weights = random_problem(shape)
+    forward, step = torch_lstm_fns(*weights, x)
+    # Parity on a slice (a float64 numpy reference is slow at full size).
+    got = forward().numpy()[:2, :20]
+    expected = numpy_lstm(x[:2, :20].astype("float64"), *[w.astype("float64") for w in weights])
+    batch, steps, features, units = shape
+    return {
+        "shape": {"B": batch, "T": steps, "D": features, "H": units},
+        "parity_max_abs_diff_vs_numpy": float(np.max(np.abs(got - expected))),
+        "forward": interleaved({"torch": forward}, repeats),
+        "train_step": interleaved({"torch": step}, repeats),
+        "train_step_rss_growth_bytes": {"torch": peak_rss_growth(step)},
+    }
 
 
 # -- the per-step floor --------------------------------------------------------
@@ -257,19 +320,17 @@ def interleaved(fns, repeats, warmup=2):
     }
 
 
-def measure_shape(shape, backend, repeats, have_torch, with_cell=True):
+def measure_shape(shape, backend, repeats, with_cell=True):
     import keras
     import numpy as np
 
     import keras_lstm_gates as klg
 
     batch, steps, features, units = shape
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, steps, features)).astype("float32")
+    x, weights = random_problem(shape)
     ref = keras.layers.LSTM(units, return_sequences=True)
     ref.build(x.shape)
-    ref.set_weights([rng.normal(scale=0.3, size=w.shape).astype("float32") for w in ref.weights])
-    weights = [np.asarray(w) for w in ref.get_weights()]
+    ref.set_weights(weights)
     ours = klg.LSTM.from_keras(ref)
     traced = klg.LSTM.from_keras(ref, return_gates=True)
     layers = {"keras": ref, "klg": ours}
@@ -282,8 +343,6 @@ def measure_shape(shape, backend, repeats, have_torch, with_cell=True):
     for name, layer in layers.items():
         forward[name], train[name], xla_temp[name] = keras_fns(layer, x, backend)
     forward["klg_gates"] = keras_fns(traced, x, backend, train=False)[0]
-    if have_torch:
-        lstm, forward["torch"], train["torch"] = torch_lstm_fns(*weights, x)
 
     # Same numbers before timing anything.
     expected = np.asarray(keras.ops.convert_to_numpy(forward["keras"]()))
@@ -291,9 +350,6 @@ def measure_shape(shape, backend, repeats, have_torch, with_cell=True):
     for name in [n for n in ("klg", "rnn_cell", "klg_gates") if n in forward]:
         got = np.asarray(keras.ops.convert_to_numpy(forward[name]()))
         parity[name] = float(np.max(np.abs(got - expected)))
-    if have_torch:
-        got = forward["torch"]().detach().cpu().numpy()
-        parity["torch"] = float(np.max(np.abs(got - expected)))
 
     result = {
         "shape": {"B": batch, "T": steps, "D": features, "H": units},
@@ -307,24 +363,27 @@ def measure_shape(shape, backend, repeats, have_torch, with_cell=True):
     return result
 
 
-def per_step_costs(backend, repeats):
-    """Microseconds per step: klg and Keras at a size where the arithmetic is
-    negligible (B=1, D=H=8, T=500), and the matmul-only loop at the
-    reference shape."""
-    import keras
-    import numpy as np
-
-    import keras_lstm_gates as klg
-
+def per_step_costs(backend, repeats, torch_reference=False):
+    """Microseconds per step: the LSTMs at a size where the arithmetic is
+    negligible (B=1, D=H=8, T=500), and a loop of only the recurrent matmul
+    at the reference shape."""
     out = {}
-    x = np.random.default_rng(2).normal(size=(1, 500, 8)).astype("float32")
-    ref = keras.layers.LSTM(8, return_sequences=True)
-    ref.build(x.shape)
-    ours = klg.LSTM.from_keras(ref)
+    shape = (1, 500, 8, 8)
+    x, weights = random_problem(shape)
     fns = {}
-    for name, layer in (("keras", ref), ("klg", ours)):
-        f, s, _ = keras_fns(layer, x, backend)
-        fns[name + "_forward"], fns[name + "_train_step"] = f, s
+    if torch_reference:
+        fns["torch_forward"], fns["torch_train_step"] = torch_lstm_fns(*weights, x)
+    else:
+        import keras
+
+        import keras_lstm_gates as klg
+
+        ref = keras.layers.LSTM(8, return_sequences=True)
+        ref.build(x.shape)
+        ref.set_weights(weights)
+        for name, layer in (("keras", ref), ("klg", klg.LSTM.from_keras(ref))):
+            f, s, _ = keras_fns(layer, x, backend)
+            fns[name + "_forward"], fns[name + "_train_step"] = f, s
     timed = interleaved(fns, repeats)
     out["tiny_B1_T500_H8_us_per_step"] = {n: 1000 * v["ms"] / 500 for n, v in timed.items()}
     batch, steps, _, units = TORCH_REFERENCE_SHAPE
@@ -338,8 +397,7 @@ def per_step_costs(backend, repeats):
     return out
 
 
-def environment(have_torch):
-    import keras
+def environment(backend):
     import numpy as np
 
     env = {
@@ -347,12 +405,13 @@ def environment(have_torch):
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
         "cpu_model": _cpu_model(),
-        "gpu": False,
-        "keras": keras.__version__,
         "numpy": np.__version__,
         "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
-    backend = keras.backend.backend()
+    if backend is not None:
+        import keras
+
+        env["keras"] = keras.__version__
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -363,11 +422,12 @@ def environment(have_torch):
 
         env["jax"] = jax.__version__
         env["gpu"] = jax.default_backend() == "gpu"
-    if have_torch:
+    if backend in (None, "torch"):
         import torch
 
         env["torch"] = torch.__version__
         env["torch_threads"] = torch.get_num_threads()
+        env["gpu"] = torch.cuda.is_available()
     return env
 
 
@@ -386,39 +446,42 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", choices=sorted(GRIDS), default="default")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--json", required=True, help="where to write this backend's results")
-    parser.add_argument("--no-torch", action="store_true", help="skip torch.nn.LSTM")
+    parser.add_argument("--json", required=True, help="where to write the results")
+    parser.add_argument(
+        "--torch-reference", action="store_true", help="time torch.nn.LSTM only (no Keras)"
+    )
     args = parser.parse_args(argv)
 
-    import keras
+    backend = None
+    if not args.torch_reference:
+        import keras
 
-    backend = keras.backend.backend()
-    try:
-        import torch  # noqa: F401
-
-        have_torch = not args.no_torch
-    except ImportError:
-        have_torch = False
-    results = {"backend": backend, "grid": args.grid, "repeats": args.repeats}
-    results["environment"] = environment(have_torch)
+        backend = keras.backend.backend()
+    results = {"backend": backend or "torch.nn.LSTM", "grid": args.grid, "repeats": args.repeats}
+    results["environment"] = environment(backend)
     results["shapes"] = []
     for shape in GRIDS[args.grid]:
         start = time.perf_counter()
-        # The quick grid checks the machinery; it leaves out the slowest
-        # candidate to compile, keras.layers.RNN(LSTMCell).
-        row = measure_shape(shape, backend, args.repeats, have_torch, args.grid != "quick")
+        if args.torch_reference:
+            row = measure_torch_shape(shape, args.repeats)
+            message = f"forward {row['forward']['torch']['ms']:.1f} ms, train step "
+            message += f"{row['train_step']['torch']['ms']:.1f} ms"
+        else:
+            # The quick grid checks the machinery; it leaves out the slowest
+            # candidate to compile, keras.layers.RNN(LSTMCell).
+            row = measure_shape(shape, backend, args.repeats, args.grid != "quick")
+            f, t = row["forward"], row["train_step"]
+            message = f"klg/keras forward {f['klg']['ms'] / f['keras']['ms']:.2f}, "
+            message += f"train step {t['klg']['ms'] / t['keras']['ms']:.2f}"
+            keras.utils.clear_session()
         row["seconds"] = time.perf_counter() - start
         results["shapes"].append(row)
-        f, t = row["forward"], row["train_step"]
         print(
-            f"[{backend}] B,T,D,H={shape}: klg/keras forward "
-            f"{f['klg']['ms'] / f['keras']['ms']:.2f}, train step "
-            f"{t['klg']['ms'] / t['keras']['ms']:.2f} ({row['seconds']:.0f} s)",
+            f"[{results['backend']}] B,T,D,H={shape}: {message} ({row['seconds']:.0f} s)",
             flush=True,
         )
-        keras.utils.clear_session()
     if args.grid != "quick":
-        results["per_step"] = per_step_costs(backend, args.repeats)
+        results["per_step"] = per_step_costs(backend or "torch", args.repeats, args.torch_reference)
     results["environment"]["loadavg_end"] = (
         list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     )

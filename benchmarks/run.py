@@ -36,19 +36,31 @@ TARGETS = {
 REFERENCE = {"B": 64, "T": 100, "D": 32, "H": 128}
 
 
-def run_backend(backend, grid, repeats, no_torch, workdir):
-    """Run measure.py under KERAS_BACKEND=backend; return its parsed JSON."""
-    path = os.path.join(workdir, f"{backend}.json")
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+def run_worker(name, grid, repeats, workdir):
+    """Run measure.py for one Keras backend (or, for ``name="torch.nn.LSTM"``,
+    the torch reference) in a process of its own; return its parsed JSON."""
+    path = os.path.join(workdir, f"{name}.json")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
     command = [sys.executable, os.path.join(HERE, "measure.py"), "--grid", grid]
     command += ["--repeats", str(repeats), "--json", path]
-    if no_torch:
-        command.append("--no-torch")
-    print(f"== {backend}: {' '.join(command[1:])}", flush=True)
+    if name == "torch.nn.LSTM":
+        command.append("--torch-reference")
+    else:
+        env["KERAS_BACKEND"] = name
+    print(f"== {name}: {' '.join(command[1:])}", flush=True)
     subprocess.run(command, env=env, check=True)
     with open(path) as f:
         return json.load(f)
+
+
+def have_torch():
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 # -- summaries -------------------------------------------------------------------
@@ -58,11 +70,18 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
-def summarize(result):
-    """Per-shape ratios of one backend's results."""
+def summarize(result, torch_result=None):
+    """Per-shape ratios of one backend's results (with torch.nn.LSTM's times,
+    measured in its own process, where it has the shape)."""
+    torch_rows = {}
+    for row in (torch_result or {}).get("shapes", []):
+        torch_rows[tuple(row["shape"].values())] = row
     rows = []
     for row in result["shapes"]:
-        f, t = row["forward"], row["train_step"]
+        f, t = dict(row["forward"]), dict(row["train_step"])
+        other = torch_rows.get(tuple(row["shape"].values()))
+        if other is not None:
+            f["torch"], t["torch"] = other["forward"]["torch"], other["train_step"]["torch"]
         rss = row["train_step_rss_growth_bytes"]
         xla = row.get("train_step_xla_temp_bytes", {})
         rows.append(
@@ -156,7 +175,7 @@ def markdown(report):
         lines.append("")
         lines.append(
             "| B, T, D, H | keras.layers.LSTM | klg.LSTM | klg / keras | "
-            "RNN(LSTMCell) | torch nn.LSTM | klg / torch | return_gates cost |"
+            "RNN(LSTMCell) | torch nn.LSTM (own process) | klg / torch | return_gates cost |"
         )
         lines.append("|---|---|---|---|---|---|---|---|")
         for r in rows:
@@ -226,6 +245,17 @@ def markdown(report):
             f"training step); a loop of only the recurrent matmul at "
             f"{floor['shape']['B']}, {floor['shape']['T']}, {floor['shape']['H']} takes "
             f"{floor['us_per_step']:.0f} µs per step ({floor['ms']:.1f} ms)."
+        )
+        lines.append("")
+    torch_steps = (report.get("torch_reference") or {}).get("per_step")
+    if torch_steps:
+        tiny = torch_steps["tiny_B1_T500_H8_us_per_step"]
+        floor = torch_steps["matmul_only_loop_at_reference"]
+        lines.append(
+            f"Per step, torch nn.LSTM: {tiny['torch_forward']:.1f} / "
+            f"{tiny['torch_train_step']:.1f} µs at B=1, D=H=8; a loop of only torch.mm at "
+            f"{floor['shape']['B']}, {floor['shape']['T']}, {floor['shape']['H']} takes "
+            f"{floor['us_per_step']:.0f} µs per step."
         )
         lines.append("")
     return "\n".join(lines)
@@ -338,11 +368,14 @@ def main(argv=None):
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
         for backend in backends:
-            results[backend] = run_backend(backend, args.grid, args.repeats, args.no_torch, workdir)
-    summary = {b: summarize(r) for b, r in results.items()}
+            results[backend] = run_worker(backend, args.grid, args.repeats, workdir)
+        torch_result = None
+        if not args.no_torch and have_torch():
+            torch_result = run_worker("torch.nn.LSTM", args.grid, args.repeats, workdir)
+    summary = {b: summarize(r, torch_result) for b, r in results.items()}
     environment = {}
-    for r in results.values():
-        environment.update(r["environment"])
+    for r in list(results.values()) + [torch_result or {"environment": {}}]:
+        environment.update({k: v for k, v in r["environment"].items() if v is not None})
     report = {
         "grid": args.grid,
         "repeats": args.repeats,
@@ -351,6 +384,7 @@ def main(argv=None):
         "targets": {b: targets(rows) for b, rows in summary.items()},
         "summary": summary,
         "backends": results,
+        "torch_reference": torch_result,
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)

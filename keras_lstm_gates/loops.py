@@ -325,7 +325,9 @@ def _tf_functions(units, masked, trace, jit):
         values = (dhs, dc_last, dcs, dacts, x, w, u, h0, c0, hs, cs, acts)
         dhs, dc_last, dcs, dacts, x, w, u, h0, c0, hs, cs, acts = [tf.cast(v, work) for v in values]
         steps = tf.shape(dhs)[0]
-        seqs = [x, dhs, acts, cs, hs]
+        # Transposed once, so that the weight-gradient matmuls in the loop
+        # contract plain (row-major) operands.
+        seqs = [tf.transpose(x, (0, 2, 1)), dhs, acts, cs, tf.transpose(hs, (0, 2, 1))]
         if trace:
             seqs += [dcs, dacts * _activation_derivative(K, acts, units)]
         if masked:
@@ -339,7 +341,7 @@ def _tf_functions(units, masked, trace, jit):
             rest = [a.read(k) for a in arrays[5:]]
             first = k == 0
             prev = tf.maximum(k - 1, 0)
-            h_prev = tf.where(first, h0, arrays[4].read(prev))
+            h_prev = tf.where(first, tf.transpose(h0), arrays[4].read(prev))
             c_prev = tf.where(first, c0, arrays[3].read(prev))
             dh = dh_next + dh_out
             dc = dc_next + rest.pop(0) if trace else dc_next
@@ -357,8 +359,8 @@ def _tf_functions(units, masked, trace, jit):
                 t + 1,
                 dh_prev,
                 dc_prev,
-                dw + tf.matmul(x_t, dz, transpose_a=True),
-                du + tf.matmul(h_prev, dz, transpose_a=True),
+                dw + tf.matmul(x_t, dz),
+                du + tf.matmul(h_prev, dz),
                 db + tf.reduce_sum(dz, axis=0),
                 dxs.write(k, tf.matmul(dz, w, transpose_b=True)),
             )

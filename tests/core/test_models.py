@@ -78,7 +78,9 @@ def regression_data(rng):
 
 def fit_losses(model, x, y, jit_compile, epochs=3):
     """One batch of 8 per epoch: ``epochs`` optimizer steps."""
-    model.compile(keras.optimizers.Adam(0.05), "mse", jit_compile=jit_compile)
+    model.compile(
+        keras.optimizers.Adam(0.05), "mse", jit_compile=jit_compile, run_eagerly=not jit_compile
+    )
     history = model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, shuffle=False)
     return history.history["loss"]
 
@@ -136,7 +138,7 @@ def test_stateful_model_trains(rng):
     )
     x = rng.normal(size=(8, 5, 3)).astype("float32")
     y = rng.normal(size=(8, 1)).astype("float32")
-    model.compile(keras.optimizers.Adam(0.05), "mse", jit_compile=False)
+    model.compile(keras.optimizers.Adam(0.05), "mse", run_eagerly=True)
     losses = model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False).history["loss"]
     assert np.all(np.isfinite(losses))
     # (On JAX, fit's stateless train step does not write the RNN states back:

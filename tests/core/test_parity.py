@@ -124,13 +124,11 @@ def grads(layer, x, initial_state=None, **kwargs):
             return _loss(out), out
 
         diff_in = ([x] if diff_x else [], states, [v.value for v in variables])
-        # One compiled program: op-by-op dispatch compiles every primitive.
-        # (XLA's optimisation passes are skipped: they cost more than they save here.)
-        fn = jax.jit(
-            jax.value_and_grad(f, has_aux=True),
-            compiler_options={"xla_backend_optimization_level": 0},
-        )
-        (_, outputs), g = fn(diff_in, x)
+        # Primitive by primitive (lax.scan becomes a Python loop): each
+        # primitive is compiled once per shape and reused by every test, where
+        # jit would compile a new program for every layer.
+        with jax.disable_jit():
+            (_, outputs), g = jax.value_and_grad(f, has_aux=True)(diff_in, x)
         found = list(g[0]) + list(g[1]) + list(g[2])
     else:
         import torch
