@@ -1,0 +1,72 @@
+"""Helpers shared by the documentation tests: the repository's pages, their
+```python blocks and number markers, and one strict build of the site per
+test session."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+
+# A number stated on a page and checked by tests/site/test_docs_numbers.py:
+# written [[key=value]] in the Markdown; the build hook prints just the value.
+NUMBER = re.compile(r"\[\[([a-z0-9_.-]+)=([^\]\s]+)\]\]")
+PYTHON_BLOCK = re.compile(
+    r"^(?P<indent>[ \t]*)```python[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.M | re.S
+)
+
+
+def pages() -> list[Path]:
+    """Every Markdown page of the site, sorted."""
+    return sorted(DOCS.rglob("*.md"))
+
+
+def page_id(path: Path) -> str:
+    return path.relative_to(DOCS).as_posix()
+
+
+def python_blocks(path: Path) -> list[str]:
+    """The ```python blocks of a page, in order, dedented."""
+    blocks = []
+    for match in PYTHON_BLOCK.finditer(path.read_text(encoding="utf-8")):
+        indent = match.group("indent")
+        body = match.group("body")
+        lines = [
+            line[len(indent) :] if line.startswith(indent) else line for line in body.split("\n")
+        ]
+        blocks.append("\n".join(lines))
+    return blocks
+
+
+def numbers(path: Path) -> list[tuple[str, str]]:
+    """The ``[[key=value]]`` markers of a page as (key, value) pairs."""
+    return NUMBER.findall(path.read_text(encoding="utf-8"))
+
+
+@lru_cache(maxsize=1)
+def build_site() -> tuple[int, str, Path]:
+    """Run ``mkdocs build --strict`` once into a temporary folder.
+
+    Returns ``(returncode, output, site_dir)``.
+    """
+    site = Path(tempfile.mkdtemp(prefix="klg-site-"))
+    atexit.register(shutil.rmtree, site, ignore_errors=True)
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return proc.returncode, proc.stdout + proc.stderr, site

@@ -1,0 +1,86 @@
+"""The benchmark script keeps working: its quick grid runs end to end and
+writes the JSON, the markdown tables and the plot.
+
+It checks that the numbers are there and well-formed, never how fast
+anything is (timings belong in docs/performance.md, not in a test).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN = os.path.join(ROOT, "benchmarks", "run.py")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run(
+        [sys.executable, RUN, "--grid", "quick", "--out", str(out), "--no-torch"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def test_writes_json_with_both_backends(quick_run):
+    out, _ = quick_run
+    report = json.loads((out / "results.json").read_text())
+    assert set(report["summary"]) == {"tensorflow", "jax"}
+    for backend, rows in report["summary"].items():
+        assert len(rows) == 1
+        row = rows[0]
+        assert (row["B"], row["T"], row["D"], row["H"]) == (2, 5, 3, 4)
+        for key in ("keras_fwd_ms", "klg_fwd_ms", "keras_train_ms", "klg_train_ms"):
+            assert row[key] > 0, (backend, key)
+        assert row["fwd_vs_keras"] > 0 and row["train_vs_keras"] > 0
+        # The benchmark compares equal computations: same weights, same outputs.
+        assert row["parity"] < 1e-5, (backend, row["parity"])
+        assert set(report["targets"][backend]) >= {"forward_vs_keras", "train_step_vs_keras"}
+    assert report["environment"]["cpu_count"] >= 1
+    assert report["repeats"] >= 7
+
+
+def test_writes_markdown_tables(quick_run):
+    out, stdout = quick_run
+    text = (out / "results.md").read_text()
+    for backend in ("tensorflow", "jax"):
+        assert f"### {backend}: time" in text
+    assert "| 2, 5, 3, 4 |" in text
+    assert "Targets" in text
+    assert "klg / keras.layers.LSTM" in stdout
+
+
+def test_draws_a_png(quick_run):
+    out, _ = quick_run
+    data = (out / "performance.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 5000
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, RUN, "--backends", "theano", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "--backends takes tensorflow, jax and/or torch; got 'theano'" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, RUN, "--repeats", "0", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "--repeats must be at least 1, got 0" in proc.stderr
