@@ -129,7 +129,9 @@ def targets(rows):
             r["keras_xla_temp_mb"] if r["keras_xla_temp_mb"] is not None else r["keras_rss_mb"]
         )
         klg_mb = r["klg_xla_temp_mb"] if r["klg_xla_temp_mb"] is not None else r["klg_rss_mb"]
-        if keras_mb is not None and klg_mb is not None:
+        # Below 1 MiB the allocator serves a step from memory it already
+        # holds, and RSS growth says nothing.
+        if keras_mb is not None and klg_mb is not None and max(keras_mb, klg_mb) >= 1.0:
             memory.append(klg_mb / keras_mb if keras_mb > 0 else None)
     memory = [m for m in memory if m is not None]
     out = {

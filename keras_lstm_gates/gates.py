@@ -283,7 +283,7 @@ class SigmoidGate(Gate):
 
     >>> import numpy as np
     >>> g = ForgetGate(4)(np.zeros((1, 3)), np.zeros((1, 4)))
-    >>> [float(v) for v in np.asarray(g)[0]]
+    >>> [float(v) for v in keras.ops.convert_to_numpy(g)[0]]
     [0.5, 0.5, 0.5, 0.5]
     """
 

@@ -71,6 +71,7 @@ def lstm_sequence(x, kernel, bias, recurrent_kernel, h0, c0, mask=None, trace=Fa
     >>> u = rng.normal(size=(H, 4 * H)).astype("float32")
     >>> b = np.zeros(4 * H, "float32")
     >>> zeros = np.zeros((B, H), "float32")
+    >>> x, w, b, u, zeros = (keras.ops.convert_to_tensor(a) for a in (x, w, b, u, zeros))
     >>> hs, c = lstm_sequence(x, w, b, u, zeros, zeros)
     >>> tuple(hs.shape), tuple(c.shape)
     ((5, 2, 4), (2, 4))
@@ -614,7 +615,7 @@ def _scan_tensorflow(fn, carry, xs, num_ys):
 
 
 def _scan_python(fn, carry, xs):
-    import torch
+    from keras import ops
 
     flat_xs = tree.flatten(xs)
     collected = None
@@ -625,4 +626,4 @@ def _scan_python(fn, carry, xs):
             collected = [[] for _ in ys]
         for bucket, y in zip(collected, ys):
             bucket.append(y)
-    return list(carry), [torch.stack(b, dim=0) for b in collected]
+    return list(carry), [ops.stack(b, axis=0) for b in collected]

@@ -18,7 +18,7 @@ forget gate of Gers et al. 2000)::
     h_t = o_t * tanh(c_t)
 """
 
-from keras import activations, ops
+from keras import activations, backend, ops
 
 from .variants import SIGMOID_GATES
 
@@ -281,6 +281,8 @@ def uses_vanilla_kernel(plan):
     False
     """
     cell = plan.cell
+    if backend.backend() not in ("jax", "tensorflow", "torch"):
+        return False  # e.g. Keras's numpy backend: the generic scan serves it
     if not plan.spec.is_vanilla or plan.order != COMPUTE_ORDER:
         return False
     if cell.activation is not activations.tanh:
