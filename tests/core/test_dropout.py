@@ -100,8 +100,8 @@ def test_one_mask_per_sequence(rng, dropout, recurrent_dropout):
             assert not all(np.array_equal(dropped[0], d) for d in dropped[1:])
 
 
-@pytest.mark.parametrize("rate", [0.25, 0.5])
-def test_kept_fraction(rng, rate):
+def test_kept_fraction(rng):
+    rate = 0.3
     # 8 sequences x 64 features = 512 draws per mask.  The binomial standard
     # deviation of the kept fraction is at most 0.5 / sqrt(512) = 0.022; the
     # bound below is 4 standard deviations.
