@@ -19,12 +19,20 @@ the order rotating from round to round, so that drifts in machine load hit
 all of them alike.  Reported per candidate: the median wall time over the
 rounds and the median CPU time of this process (all its threads).
 
-Memory: the growth of this process's resident set (RSS, sampled every
-~0.2 ms from /proc/self/statm by a second thread) during one warm training
-step (forward, loss, gradients w.r.t. the weights), the median of three.
-Small steps reuse memory the allocator already holds and show 0.  On JAX
-also the scratch memory XLA plans for the compiled step
-(``memory_analysis().temp_size_in_bytes``), which is exact.
+Memory of one warm training step (forward, loss, gradients w.r.t. the
+weights):
+
+* JAX: the scratch memory XLA plans for the compiled step
+  (``memory_analysis().temp_size_in_bytes``), which is exact;
+* TensorFlow: the peak that TensorFlow's allocator hands out during the step
+  above what it held before, from ``tf.config.experimental.get_memory_info``
+  in a separate process (``--tf-memory``) run with
+  ``TF_CPU_ALLOCATOR_USE_BFC=true``, the allocator that keeps these counts
+  on a CPU (the timing processes keep the default allocator);
+* every process also records the growth of its resident set (RSS, sampled
+  every ~0.2 ms from /proc/self/statm by a second thread), the median of
+  three; it shows 0 when the allocator serves the step from memory it
+  already holds, so it is a rough check only.
 
     KERAS_BACKEND=jax python benchmarks/measure.py --grid quick --json out.json
     python benchmarks/measure.py --torch-reference --grid quick --json torch.json
@@ -171,9 +179,13 @@ def random_problem(shape):
     batch, steps, features, units = shape
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch, steps, features)).astype("float32")
+    # Scaled by fan-in like Keras's initializers, so that the recurrence is
+    # stable: with O(1) recurrent weights a large H turns chaotic and float32
+    # rounding differences between kernels grow to O(1) over time.
+    scales = (1.0 / np.sqrt(features), 0.7 / np.sqrt(units), 0.1)
     weights = [
-        rng.normal(scale=0.3, size=size).astype("float32")
-        for size in ((features, 4 * units), (units, 4 * units), (4 * units,))
+        (scale * rng.normal(size=size)).astype("float32")
+        for scale, size in zip(scales, ((features, 4 * units), (units, 4 * units), (4 * units,)))
     ]
     return x, weights
 
@@ -354,6 +366,38 @@ def interleaved(fns, repeats, warmup=2):
     }
 
 
+def measure_tf_memory(shape, with_cell=True):
+    """Peak bytes TensorFlow's allocator hands out during one warm training
+    step, above what it held before (needs TF_CPU_ALLOCATOR_USE_BFC=true,
+    which run.py sets for this process only)."""
+    import keras
+    import tensorflow as tf
+
+    import keras_lstm_gates as klg
+
+    x, weights = random_problem(shape)
+    units = shape[3]
+    ref = keras.layers.LSTM(units, return_sequences=True)
+    ref.build(x.shape)
+    ref.set_weights(weights)
+    layers = {"keras": ref, "klg": klg.LSTM.from_keras(ref)}
+    if with_cell:
+        generic = keras.layers.RNN(keras.layers.LSTMCell(units), return_sequences=True)
+        generic.build(x.shape)
+        generic.set_weights(weights)
+        layers["rnn_cell"] = generic
+    peaks = {}
+    for name, layer in layers.items():
+        _, step, _ = keras_fns(layer, x, "tensorflow")
+        step()
+        step()
+        before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+        tf.config.experimental.reset_memory_stats("CPU:0")
+        step()
+        peaks[name] = int(tf.config.experimental.get_memory_info("CPU:0")["peak"] - before)
+    return {"shape": dict(zip("BTDH", shape)), "train_step_tf_allocator_peak_bytes": peaks}
+
+
 def measure_shape(shape, backend, repeats, with_cell=True):
     import keras
     import numpy as np
@@ -484,7 +528,18 @@ def main(argv=None):
     parser.add_argument(
         "--torch-reference", action="store_true", help="time torch.nn.LSTM only (no Keras)"
     )
+    parser.add_argument(
+        "--tf-memory",
+        action="store_true",
+        help="only TensorFlow's allocator peak per training step (run with "
+        "TF_CPU_ALLOCATOR_USE_BFC=true)",
+    )
     args = parser.parse_args(argv)
+    if args.tf_memory:
+        rows = [measure_tf_memory(shape, args.grid != "quick") for shape in GRIDS[args.grid]]
+        with open(args.json, "w") as f:
+            json.dump({"backend": "tensorflow", "memory": rows}, f, indent=1)
+        return 0
 
     backend = None
     if not args.torch_reference:

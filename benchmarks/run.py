@@ -38,7 +38,8 @@ REFERENCE = {"B": 64, "T": 100, "D": 32, "H": 128}
 
 def run_worker(name, grid, repeats, workdir):
     """Run measure.py for one Keras backend (or, for ``name="torch.nn.LSTM"``,
-    the torch reference) in a process of its own; return its parsed JSON."""
+    the torch reference; for ``"tensorflow-memory"``, TensorFlow's allocator
+    counts) in a process of its own; return its parsed JSON."""
     path = os.path.join(workdir, f"{name}.json")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
@@ -46,6 +47,9 @@ def run_worker(name, grid, repeats, workdir):
     command += ["--repeats", str(repeats), "--json", path]
     if name == "torch.nn.LSTM":
         command.append("--torch-reference")
+    elif name == "tensorflow-memory":
+        command.append("--tf-memory")
+        env.update(KERAS_BACKEND="tensorflow", TF_CPU_ALLOCATOR_USE_BFC="true")
     else:
         env["KERAS_BACKEND"] = name
     print(f"== {name}: {' '.join(command[1:])}", flush=True)
@@ -83,7 +87,11 @@ def summarize(result, torch_result=None):
         if other is not None:
             f["torch"], t["torch"] = other["forward"]["torch"], other["train_step"]["torch"]
         rss = row["train_step_rss_growth_bytes"]
-        xla = row.get("train_step_xla_temp_bytes", {})
+        # The exact count where there is one: XLA's plan on JAX,
+        # TensorFlow's allocator on TensorFlow.
+        exact = row.get("train_step_xla_temp_bytes") or row.get(
+            "train_step_tf_allocator_peak_bytes", {}
+        )
         rows.append(
             {
                 **row["shape"],
@@ -106,8 +114,8 @@ def summarize(result, torch_result=None):
                 "gates_overhead": ratio(f["klg_gates"]["ms"], f["klg"]["ms"]),
                 "keras_rss_mb": _mb(rss.get("keras")),
                 "klg_rss_mb": _mb(rss.get("klg")),
-                "keras_xla_temp_mb": _mb(xla.get("keras")),
-                "klg_xla_temp_mb": _mb(xla.get("klg")),
+                "keras_peak_mb": _mb(exact.get("keras")),
+                "klg_peak_mb": _mb(exact.get("klg")),
                 "parity": row["parity_max_abs_diff"]["klg"],
             }
         )
@@ -125,10 +133,8 @@ def targets(rows):
     ref = [r for r in rows if all(r[k] == v for k, v in REFERENCE.items())]
     memory = []
     for r in rows:
-        keras_mb = (
-            r["keras_xla_temp_mb"] if r["keras_xla_temp_mb"] is not None else r["keras_rss_mb"]
-        )
-        klg_mb = r["klg_xla_temp_mb"] if r["klg_xla_temp_mb"] is not None else r["klg_rss_mb"]
+        keras_mb = r["keras_peak_mb"] if r["keras_peak_mb"] is not None else r["keras_rss_mb"]
+        klg_mb = r["klg_peak_mb"] if r["klg_peak_mb"] is not None else r["klg_rss_mb"]
         # Below 1 MiB the allocator serves a step from memory it already
         # holds, and RSS growth says nothing.
         if keras_mb is not None and klg_mb is not None and max(keras_mb, klg_mb) >= 1.0:
@@ -195,8 +201,10 @@ def markdown(report):
         lines.append(f"### {backend}: memory of one training step (MiB) and CPU-time ratios")
         lines.append("")
         header = "| B, T, D, H | RSS growth keras / klg |"
-        if any(r["keras_xla_temp_mb"] is not None for r in rows):
-            header += " XLA scratch keras / klg |"
+        exact = any(r["keras_peak_mb"] is not None for r in rows)
+        if exact:
+            source = "XLA scratch" if backend == "jax" else "allocator peak"
+            header += f" {source} keras / klg |"
         header += " klg / keras CPU time (fwd / train) | max abs diff vs keras |"
         lines.append(header)
         lines.append("|" + "---|" * (header.count("|") - 1))
@@ -205,8 +213,8 @@ def markdown(report):
                 f"| {r['B']}, {r['T']}, {r['D']}, {r['H']} "
                 f"| {_fmt(r['keras_rss_mb'])} / {_fmt(r['klg_rss_mb'])} |"
             )
-            if r["keras_xla_temp_mb"] is not None:
-                line += f" {_fmt(r['keras_xla_temp_mb'])} / {_fmt(r['klg_xla_temp_mb'])} |"
+            if exact:
+                line += f" {_fmt(r['keras_peak_mb'])} / {_fmt(r['klg_peak_mb'])} |"
             line += (
                 f" {_fmt(r['fwd_vs_keras_cpu'], 2)} / {_fmt(r['train_vs_keras_cpu'], 2)} "
                 f"| {r['parity']:.1e} |"
@@ -371,6 +379,12 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as workdir:
         for backend in backends:
             results[backend] = run_worker(backend, args.grid, args.repeats, workdir)
+            if backend == "tensorflow":
+                memory = run_worker("tensorflow-memory", args.grid, args.repeats, workdir)
+                for row, extra in zip(results[backend]["shapes"], memory["memory"]):
+                    row["train_step_tf_allocator_peak_bytes"] = extra[
+                        "train_step_tf_allocator_peak_bytes"
+                    ]
         torch_result = None
         if not args.no_torch and have_torch():
             torch_result = run_worker("torch.nn.LSTM", args.grid, args.repeats, workdir)

@@ -22,10 +22,12 @@ Per backend:
   because the ``(time, batch, 4 * units)`` buffers that needs cost more in
   memory traffic and page faults than the large matmul saves (measured, see
   ``docs/performance.md``).
-* TensorFlow: ``tf.while_loop`` under ``tf.custom_gradient``, inside a
-  ``tf.function`` that is XLA-compiled when called from a graph (``fit``,
+* TensorFlow: ``tf.while_loop`` under ``tf.custom_gradient``, inside
+  ``tf.function``s that are XLA-compiled when called from a graph (``fit``,
   ``predict``, any ``tf.function``) and plain when called eagerly, so that an
-  eager call does not pay one compilation per new shape.  Same layout as JAX.
+  eager call does not pay one compilation per new shape.  From 768 units up
+  the forward loop stays plain (TensorFlow's own matmul beats XLA's on one
+  large matmul per step).  Same layout as JAX.
 * PyTorch: a Python loop inside a ``torch.autograd.Function``.  There every
   op costs microseconds of dispatch, so the input projection is one matmul
   before the loop (each step is then 7 ops writing into pre-allocated
@@ -263,6 +265,8 @@ def _lstm_jax(x, w, b, u, h0, c0, mask, trace):
 # -- TensorFlow ----------------------------------------------------------------
 
 _TF = {}
+# Above this many units the TensorFlow forward loop runs without XLA.
+_TF_XLA_FORWARD_MAX_UNITS = 768
 
 
 class _TfOps:
@@ -280,10 +284,10 @@ class _TfOps:
         return self.tf.concat(xs, axis=-1)
 
 
-def _tf_functions(units, masked, trace, jit):
+def _tf_functions(units, masked, trace, jit_forward, jit_backward):
     """The forward and backward loops as ``tf.function``s (one pair per
     flavour; they retrace per new shape and dtype)."""
-    key = (units, masked, trace, jit)
+    key = (units, masked, trace, jit_forward, jit_backward)
     if key in _TF:
         return _TF[key]
     import tensorflow as tf
@@ -380,8 +384,11 @@ def _tf_functions(units, masked, trace, jit):
         )
         return tuple(tf.cast(g, dtype) for g in (dxs.stack(), dw, db, du, dh0, dc0))
 
-    options = {"reduce_retracing": True, "autograph": False, "jit_compile": jit}
-    pair = (tf.function(forward, **options), tf.function(backward, **options))
+    options = {"reduce_retracing": True, "autograph": False}
+    pair = (
+        tf.function(forward, jit_compile=jit_forward, **options),
+        tf.function(backward, jit_compile=jit_backward, **options),
+    )
     _TF[key] = pair
     return pair
 
@@ -392,9 +399,15 @@ def _lstm_tensorflow(x, w, b, u, h0, c0, mask, trace):
     masked = mask is not None
     # XLA fuses each step into a few kernels, but compiles once per new
     # shape: worth it inside a graph (fit, predict, tf.function), not for
-    # one eager call.
-    jit = not tf.executing_eagerly()
-    forward, backward = _tf_functions(int(u.shape[0]), masked, trace, jit)
+    # one eager call.  From about 1024 units on, the forward step is one
+    # large matmul, which TensorFlow's own (oneDNN) kernel does faster than
+    # XLA's: measured 1.6x at B=16, H=1024, while XLA still wins 1.3-1.5x at
+    # H=512.  The backward loop gains from XLA at every size measured.
+    units = int(u.shape[0])
+    graph = not tf.executing_eagerly()
+    forward, backward = _tf_functions(
+        units, masked, trace, graph and units <= _TF_XLA_FORWARD_MAX_UNITS, graph
+    )
     if not masked:
         mask = tf.zeros((0,), "bool")  # a placeholder the loops never read
 

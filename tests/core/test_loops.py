@@ -136,9 +136,15 @@ def test_kernel_matches_reference(rng, masked, trace):
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.function and XLA are TensorFlow's")
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_kernel_inside_tf_function(rng, jit_compile):
+@pytest.mark.parametrize("xla_forward", [True, False], ids=["xla_forward", "plain_forward"])
+def test_kernel_inside_tf_function(rng, monkeypatch, jit_compile, xla_forward):
     import tensorflow as tf
 
+    if not xla_forward:
+        # Large layers run the forward loop without XLA; shrink the threshold
+        # so that this small problem takes that branch too.
+        monkeypatch.setattr(loops, "_TF_XLA_FORWARD_MAX_UNITS", 2)
+        monkeypatch.setattr(loops, "_TF", {})
     args = [tf.constant(a) for a in random_problem(rng)]
     mask = tf.constant(random_mask(rng, 6, 3))
 
