@@ -21,7 +21,9 @@ Per backend:
   backward loop: on a CPU this beats one large matmul before the loop,
   because the ``(time, batch, 4 * units)`` buffers that needs cost more in
   memory traffic and page faults than the large matmul saves (measured, see
-  ``docs/performance.md``).
+  ``docs/performance.md``).  From 512 units on it is the other way round
+  (the ``(units, 4 * units)`` accumulator no longer stays in cache), and
+  the weight gradients are computed after the backward loop.
 * TensorFlow: ``tf.while_loop`` under ``tf.custom_gradient``, inside
   ``tf.function``s that are XLA-compiled when called from a graph (``fit``,
   ``predict``, any ``tf.function``) and plain when called eagerly, so that an
@@ -152,6 +154,9 @@ class _JaxOps:
         return self.jnp.concatenate(xs, axis=-1)
 
 
+_JAX_WEIGHT_GRADS_AFTER_LOOP_UNITS = 512
+
+
 def _jax_kernel(masked, trace):
     key = (masked, trace)
     if key in _JAX:
@@ -211,18 +216,18 @@ def _jax_kernel(masked, trace):
         x, w, u, h0, c0, mask, hs, cs, acts = res
         units = u.shape[0]
         u_t, w_t = u.T, w.T
-
+        # Small layers accumulate the weight gradients inside the loop; from
+        # 512 units on, the loop only emits dz and the weight gradients are
+        # one large matmul each after it (1.3x faster at B=16, H=1024, where
+        # the per-step update of the (H, 4H) accumulator is memory-bound).
+        after = units >= _JAX_WEIGHT_GRADS_AFTER_LOOP_UNITS
         # Transposed once, so that the weight-gradient matmuls in the loop
         # contract plain (row-major) operands.
-        hs_t = jnp.swapaxes(hs, 1, 2)
-        h0_t = h0.T
+        hs_t = None if after else jnp.swapaxes(hs, 1, 2)
 
-        def body(carry, inputs):
-            dh_next, dc_next, dw, du, db = carry
-            k, x_t, dh_out, act, c, *rest = inputs
-            first = k == 0
-            h_prev_t = jnp.where(first, h0_t, hs_t[k - 1])
-            c_prev = jnp.where(first, c0, cs[k - 1])
+        def dz_step(dh_next, dc_next, inputs):
+            k, dh_out, act, c, *rest = inputs
+            c_prev = jnp.where(k == 0, c0, cs[k - 1])
             dh = dh_next + dh_out
             dc = dc_next + rest.pop(0) if trace else dc_next
             dz, dc_prev = _backward_step(K, units, dh, dc, act, c, c_prev)
@@ -235,22 +240,45 @@ def _jax_kernel(masked, trace):
                 dc_prev = jnp.where(m, dc_prev, dc)
             else:
                 dh_prev = dz @ u_t
+            return dz, dh_prev, dc_prev
+
+        def body_after(carry, inputs):
+            dz, dh_prev, dc_prev = dz_step(*carry, inputs)
+            return (dh_prev, dc_prev), dz
+
+        def body_inside(carry, inputs):
+            dh_next, dc_next, dw, du, db = carry
+            x_t, inputs = inputs[0], inputs[1:]
+            k = inputs[0]
+            h_prev_t = jnp.where(k == 0, h0.T, hs_t[k - 1])
+            dz, dh_prev, dc_prev = dz_step(dh_next, dc_next, inputs)
             carry = (dh_prev, dc_prev, dw + x_t @ dz, du + h_prev_t @ dz, db + dz.sum(0))
             return carry, dz @ w_t
 
-        xs = [jnp.arange(x.shape[0]), jnp.swapaxes(x, 1, 2), cts[0], acts, cs]
+        xs = [jnp.arange(x.shape[0]), cts[0], acts, cs]
         if trace:
             xs += [cts[2], cts[3] * _activation_derivative(K, acts, units)]
         if masked:
             xs.append(mask)
-        init = (
-            jnp.zeros_like(h0),
-            cts[1],
-            jnp.zeros_like(w),
-            jnp.zeros_like(u),
-            jnp.zeros(w.shape[-1:], work),
-        )
-        (dh0, dc0, dw, du, db), dx = jax.lax.scan(body, init, tuple(xs), reverse=True)
+        if after:
+            (dh0, dc0), dz = jax.lax.scan(
+                body_after, (jnp.zeros_like(h0), cts[1]), tuple(xs), reverse=True
+            )
+            # sum_t h_{t-1}^T dz_t, without a shifted copy of hs.
+            du = h0.T @ dz[0] + jnp.einsum("tbh,tbg->hg", hs[:-1], dz[1:])
+            dw = jnp.einsum("tbd,tbg->dg", x, dz)
+            db = dz.sum((0, 1))
+            dx = dz @ w_t
+        else:
+            init = (
+                jnp.zeros_like(h0),
+                cts[1],
+                jnp.zeros_like(w),
+                jnp.zeros_like(u),
+                jnp.zeros(w.shape[-1:], work),
+            )
+            xs = [jnp.swapaxes(x, 1, 2), *xs]
+            (dh0, dc0, dw, du, db), dx = jax.lax.scan(body_inside, init, tuple(xs), reverse=True)
         return tuple(g.astype(dtype) for g in (dx, dw, db, du, dh0, dc0)) + (None,)
 
     kernel.defvjp(kernel_fwd, backward)
@@ -330,24 +358,23 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
         values = (dhs, dc_last, dcs, dacts, x, w, u, h0, c0, hs, cs, acts)
         dhs, dc_last, dcs, dacts, x, w, u, h0, c0, hs, cs, acts = [tf.cast(v, work) for v in values]
         steps = tf.shape(dhs)[0]
-        # Transposed once, so that the weight-gradient matmuls in the loop
-        # contract plain (row-major) operands.
-        seqs = [tf.transpose(x, (0, 2, 1)), dhs, acts, cs, tf.transpose(hs, (0, 2, 1))]
+        seqs = [x, dhs, acts, cs, hs]
         if trace:
             seqs += [dcs, dacts * _activation_derivative(K, acts, units)]
         if masked:
             seqs.append(mask)
-        arrays = [unstack(s) for s in seqs]
+        # Indexed in place (a dynamic slice under XLA), not unstacked into
+        # TensorArrays, which would copy every sequence once more.
         dxs = tf.TensorArray(work, size=steps)
 
         def body(t, dh_next, dc_next, dw, du, db, dxs):
             k = steps - 1 - t
-            x_t, dh_out, act, c = [a.read(k) for a in arrays[:4]]
-            rest = [a.read(k) for a in arrays[5:]]
+            x_t, dh_out, act, c = [a[k] for a in seqs[:4]]
+            rest = [a[k] for a in seqs[5:]]
             first = k == 0
             prev = tf.maximum(k - 1, 0)
-            h_prev = tf.where(first, tf.transpose(h0), arrays[4].read(prev))
-            c_prev = tf.where(first, c0, arrays[3].read(prev))
+            h_prev = tf.where(first, h0, seqs[4][prev])
+            c_prev = tf.where(first, c0, seqs[3][prev])
             dh = dh_next + dh_out
             dc = dc_next + rest.pop(0) if trace else dc_next
             dz, dc_prev = _backward_step(K, units, dh, dc, act, c, c_prev)
@@ -364,8 +391,8 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
                 t + 1,
                 dh_prev,
                 dc_prev,
-                dw + tf.matmul(x_t, dz),
-                du + tf.matmul(h_prev, dz),
+                dw + tf.matmul(x_t, dz, transpose_a=True),
+                du + tf.matmul(h_prev, dz, transpose_a=True),
                 db + tf.reduce_sum(dz, axis=0),
                 dxs.write(k, tf.matmul(dz, w, transpose_b=True)),
             )

@@ -134,6 +134,17 @@ def test_kernel_matches_reference(rng, masked, trace):
         )
 
 
+@pytest.mark.skipif(BACKEND != "jax", reason="the switch is in the JAX backward loop")
+@pytest.mark.parametrize("masked", [False, True], ids=["no_mask", "mask"])
+@pytest.mark.parametrize("trace", [False, True], ids=["plain", "trace"])
+def test_weight_gradients_after_the_loop(rng, monkeypatch, masked, trace):
+    # Large layers compute the weight gradients after the JAX backward loop;
+    # lower the threshold so that this small problem takes that branch.
+    monkeypatch.setattr(loops, "_JAX_WEIGHT_GRADS_AFTER_LOOP_UNITS", 1)
+    monkeypatch.setattr(loops, "_JAX", {})
+    test_kernel_matches_reference(rng, masked, trace)
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.function and XLA are TensorFlow's")
 @pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("xla_forward", [True, False], ids=["xla_forward", "plain_forward"])
