@@ -1,10 +1,14 @@
 """Speed and memory of klg.LSTM against keras.layers.LSTM, torch.nn.LSTM and
 keras.layers.RNN(keras.layers.LSTMCell).
 
-    python benchmarks/run.py                    # default grid, TF and JAX
+    python benchmarks/run.py                    # default grid, TF and JAX (~10 min)
     python benchmarks/run.py --grid quick       # seconds; what CI runs
     python benchmarks/run.py --grid full        # the whole grid of issue #5 (hours)
     python benchmarks/run.py --backends tensorflow,jax,torch --out /tmp/bench
+    python benchmarks/run.py --render docs/assets/performance/results.json
+
+Results go to ``docs/assets/performance/`` unless ``--out`` says otherwise:
+the Performance page of the docs shows that folder's table and plot.
 
 Each Keras backend runs in a process of its own (``benchmarks/measure.py``;
 Keras reads KERAS_BACKEND once, at import), one after the other so that they
@@ -248,14 +252,26 @@ def markdown(report):
             continue
         tiny = per_step["tiny_B1_T500_H8_us_per_step"]
         floor = per_step["matmul_only_loop_at_reference"]
-        lines.append(
+        line = (
             f"Per step on {backend}: at B=1, D=H=8 (arithmetic negligible) keras "
             f"{tiny['keras_forward']:.1f} / {tiny['keras_train_step']:.1f} µs, klg "
             f"{tiny['klg_forward']:.1f} / {tiny['klg_train_step']:.1f} µs (forward / "
             f"training step); a loop of only the recurrent matmul at "
             f"{floor['shape']['B']}, {floor['shape']['T']}, {floor['shape']['H']} takes "
-            f"{floor['us_per_step']:.0f} µs per step ({floor['ms']:.1f} ms)."
+            f"{floor['us_per_step']:.0f} µs per step ({floor['ms']:.1f} ms)"
         )
+        ref = [
+            r
+            for r in report["summary"].get(backend, [])
+            if all(r[k] == v for k, v in REFERENCE.items())
+        ]
+        if ref:
+            line += (
+                f", {floor['ms'] / ref[0]['keras_fwd_ms']:.2f} x the forward pass of "
+                f"keras.layers.LSTM at that shape ({ref[0]['keras_fwd_ms']:.1f} ms): "
+                "no LSTM built on this backend's matmul can go below that ratio"
+            )
+        lines.append(line + ".")
         lines.append("")
     torch_steps = (report.get("torch_reference") or {}).get("per_step")
     if torch_steps:
@@ -349,6 +365,13 @@ def print_summary(report):
                 )
 
 
+def write_report(report, out):
+    """``results.md`` and ``performance.png`` of a report, into ``out``."""
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(markdown(report) + "\n")
+    plot(report, os.path.join(out, "performance.png"))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", choices=("quick", "default", "full"), default="default")
@@ -363,9 +386,22 @@ def main(argv=None):
         default=7,
         help="interleaved rounds per candidate (the median is reported)",
     )
-    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    # By default the results land where the Performance page reads them.
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "assets", "performance"))
     parser.add_argument("--no-torch", action="store_true", help="skip torch.nn.LSTM")
+    parser.add_argument(
+        "--render",
+        metavar="RESULTS_JSON",
+        help="measure nothing: rewrite results.md and performance.png in --out "
+        "from an earlier results.json",
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        with open(args.render) as f:
+            report = json.load(f)
+        os.makedirs(args.out, exist_ok=True)
+        write_report(report, args.out)
+        return 0
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -404,9 +440,7 @@ def main(argv=None):
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
-    with open(os.path.join(args.out, "results.md"), "w") as f:
-        f.write(markdown(report) + "\n")
-    plot(report, os.path.join(args.out, "performance.png"))
+    write_report(report, args.out)
     print_summary(report)
     print(f"\nwrote results.json, results.md and performance.png to {args.out}")
     return 0
