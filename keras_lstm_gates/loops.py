@@ -122,6 +122,30 @@ def _backward_step(K, units, dh, dc, act, c, c_prev):
     return K.concat([di, df, do, dg]), dc * f
 
 
+def _backward_through_step(
+    K, units, dh_next, dc_next, dh_out, act, c, c_prev, extra, recurrent, *, trace, masked
+):
+    """One step of the backward loop, shared by the JAX and TensorFlow loops.
+
+    ``dh_next``, ``dc_next`` come from step ``t + 1``; ``dh_out`` is the
+    output's cotangent at ``t``; ``extra`` (consumed in order) holds, when
+    present, the traced cell state's and gate activations' cotangents and
+    the mask; ``recurrent(dz)`` is ``dz @ U^T``.  Returns ``dz``,
+    ``dh_{t-1}`` and ``dc_{t-1}``.
+    """
+    dh = dh_next + dh_out
+    dc = dc_next + extra.pop(0) if trace else dc_next
+    dz, dc_prev = _backward_step(K, units, dh, dc, act, c, c_prev)
+    if trace:
+        dz = dz + extra.pop(0)
+    if not masked:
+        return dz, recurrent(dz), dc_prev
+    m = extra.pop(0)
+    dz = K.where(m, dz, K.zeros_like(dz))
+    dh_prev = recurrent(dz) + K.where(m, K.zeros_like(dh), dh)
+    return dz, dh_prev, K.where(m, dc_prev, dc)
+
+
 def _activation_derivative(K, acts, units):
     """``d act / d z`` for stacked ``acts`` (..., 4 * units): ``s (1 - s)``
     for the sigmoid gates and ``1 - g^2`` for the candidate."""
@@ -142,6 +166,8 @@ class _JaxOps:
         self.jnp = jnp
         self.sigmoid = jax.nn.sigmoid
         self.tanh = jnp.tanh
+        self.where = jnp.where
+        self.zeros_like = jnp.zeros_like
 
     def split(self, x, sizes):
         bounds, total = [], 0
@@ -226,21 +252,22 @@ def _jax_kernel(masked, trace):
         hs_t = None if after else jnp.swapaxes(hs, 1, 2)
 
         def dz_step(dh_next, dc_next, inputs):
-            k, dh_out, act, c, *rest = inputs
+            k, dh_out, act, c, *extra = inputs
             c_prev = jnp.where(k == 0, c0, cs[k - 1])
-            dh = dh_next + dh_out
-            dc = dc_next + rest.pop(0) if trace else dc_next
-            dz, dc_prev = _backward_step(K, units, dh, dc, act, c, c_prev)
-            if trace:
-                dz = dz + rest.pop(0)
-            if masked:
-                m = rest.pop(0)
-                dz = jnp.where(m, dz, 0.0)
-                dh_prev = dz @ u_t + jnp.where(m, 0.0, dh)
-                dc_prev = jnp.where(m, dc_prev, dc)
-            else:
-                dh_prev = dz @ u_t
-            return dz, dh_prev, dc_prev
+            return _backward_through_step(
+                K,
+                units,
+                dh_next,
+                dc_next,
+                dh_out,
+                act,
+                c,
+                c_prev,
+                extra,
+                lambda dz: dz @ u_t,
+                trace=trace,
+                masked=masked,
+            )
 
         def body_after(carry, inputs):
             dz, dh_prev, dc_prev = dz_step(*carry, inputs)
@@ -304,6 +331,8 @@ class _TfOps:
         self.tf = tf
         self.sigmoid = tf.sigmoid
         self.tanh = tf.tanh
+        self.where = tf.where
+        self.zeros_like = tf.zeros_like
 
     def split(self, x, sizes):
         return self.tf.split(x, list(sizes), axis=-1)
@@ -375,18 +404,20 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
             prev = tf.maximum(k - 1, 0)
             h_prev = tf.where(first, h0, seqs[4][prev])
             c_prev = tf.where(first, c0, seqs[3][prev])
-            dh = dh_next + dh_out
-            dc = dc_next + rest.pop(0) if trace else dc_next
-            dz, dc_prev = _backward_step(K, units, dh, dc, act, c, c_prev)
-            if trace:
-                dz = dz + rest.pop(0)
-            if masked:
-                m = rest.pop(0)
-                dz = tf.where(m, dz, tf.zeros_like(dz))
-                dh_prev = tf.matmul(dz, u, transpose_b=True) + tf.where(m, tf.zeros_like(dh), dh)
-                dc_prev = tf.where(m, dc_prev, dc)
-            else:
-                dh_prev = tf.matmul(dz, u, transpose_b=True)
+            dz, dh_prev, dc_prev = _backward_through_step(
+                K,
+                units,
+                dh_next,
+                dc_next,
+                dh_out,
+                act,
+                c,
+                c_prev,
+                rest,
+                lambda dz: tf.matmul(dz, u, transpose_b=True),
+                trace=trace,
+                masked=masked,
+            )
             return (
                 t + 1,
                 dh_prev,
