@@ -70,3 +70,21 @@ def test_built_page_shows_them():
     assert (site / "assets" / "performance" / "performance.png").is_file()
     machine = report()["environment"]
     assert f"{machine['cpu_count']} CPU cores" in html
+
+
+def test_readme_quotes_the_committed_ranges():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = " ".join(readme.split())
+    summary = report()["summary"]
+
+    def span(backend, key):
+        values = [r[key] for r in summary[backend]]
+        return f"{min(values):.2f} to {max(values):.2f}"
+
+    expected = (
+        f"a training step took {span('tensorflow', 'train_vs_keras')} of "
+        f"`keras.layers.LSTM`'s time on TensorFlow and {span('jax', 'train_vs_keras')} on JAX; "
+        f"the forward pass took {span('tensorflow', 'fwd_vs_keras')} on TensorFlow and was "
+        f"on par on JAX ({span('jax', 'fwd_vs_keras')})"
+    )
+    assert expected in readme
