@@ -3,6 +3,7 @@ keras.layers.RNN(keras.layers.LSTMCell).
 
     python benchmarks/run.py                    # default grid, TF and JAX (~10 min)
     python benchmarks/run.py --grid quick       # seconds; what CI runs
+    python benchmarks/run.py --grid issue       # issue #5's grid but its 2 largest shapes (~45 min)
     python benchmarks/run.py --grid full        # the whole grid of issue #5 (hours)
     python benchmarks/run.py --backends tensorflow,jax,torch --out /tmp/bench
     python benchmarks/run.py --render docs/assets/performance/results.json
@@ -297,8 +298,18 @@ def plot(report, path):
     import matplotlib.pyplot as plt
 
     backends = list(report["summary"])
-    fig, axes = plt.subplots(1, len(backends), figsize=(6.5 * len(backends), 4.2), squeeze=False)
-    for ax, backend in zip(axes[0], backends):
+    most = max(len(rows) for rows in report["summary"].values())
+    # One row of panels for a few shapes, one panel per line for many.
+    wide = most > 10
+    fig, axes = plt.subplots(
+        len(backends) if wide else 1,
+        1 if wide else len(backends),
+        figsize=(max(6.5, 0.45 * most), 4.2 * len(backends))
+        if wide
+        else (6.5 * len(backends), 4.2),
+        squeeze=False,
+    )
+    for ax, backend in zip(axes.flat, backends):
         rows = report["summary"][backend]
         labels = [f"{r['B']},{r['T']},{r['D']},{r['H']}" for r in rows]
         xs = range(len(rows))
@@ -374,7 +385,7 @@ def write_report(report, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--grid", choices=("quick", "default", "full"), default="default")
+    parser.add_argument("--grid", choices=("quick", "default", "issue", "full"), default="default")
     parser.add_argument(
         "--backends",
         default="tensorflow,jax",
