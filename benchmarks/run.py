@@ -347,8 +347,9 @@ def plot(report, path):
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
         ax.set_xlabel("B, T, D, H")
         ax.set_ylabel("time of klg.LSTM / keras.layers.LSTM")
-        ax.set_title(f"{backend} backend, CPU (median of {report['repeats']})")
-        ax.legend(fontsize=7, loc="upper left")
+        ax.set_title(f"{backend} backend, CPU (median of {report['repeats']})", pad=20)
+        # Above the axes, where it hides no bar.
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
