@@ -131,11 +131,16 @@ def _mb(n):
     return None if n is None else n / 2**20
 
 
+def reference_row(rows):
+    """The row of the reference shape (64, 100, 32, 128), or None."""
+    return next((r for r in rows if all(r[k] == v for k, v in REFERENCE.items())), None)
+
+
 def targets(rows):
     """Which targets one backend meets (None where not measured)."""
     if not rows:
         return {}
-    ref = [r for r in rows if all(r[k] == v for k, v in REFERENCE.items())]
+    ref = reference_row(rows)
     memory = []
     for r in rows:
         keras_mb = r["keras_peak_mb"] if r["keras_peak_mb"] is not None else r["keras_rss_mb"]
@@ -149,8 +154,8 @@ def targets(rows):
         "forward_vs_keras": max(r["fwd_vs_keras"] for r in rows),
         "train_step_vs_keras": max(r["train_vs_keras"] for r in rows),
         "vs_torch_at_reference": (
-            max(ref[0]["fwd_vs_torch"], ref[0]["train_vs_torch"])
-            if ref and ref[0]["fwd_vs_torch"] is not None
+            max(ref["fwd_vs_torch"], ref["train_vs_torch"])
+            if ref and ref["fwd_vs_torch"] is not None
             else None
         ),
         "memory_vs_keras": max(memory) if memory else None,
@@ -261,15 +266,11 @@ def markdown(report):
             f"{floor['shape']['B']}, {floor['shape']['T']}, {floor['shape']['H']} takes "
             f"{floor['us_per_step']:.0f} µs per step ({floor['ms']:.1f} ms)"
         )
-        ref = [
-            r
-            for r in report["summary"].get(backend, [])
-            if all(r[k] == v for k, v in REFERENCE.items())
-        ]
+        ref = reference_row(report["summary"].get(backend, []))
         if ref:
             line += (
-                f", {floor['ms'] / ref[0]['keras_fwd_ms']:.2f} x the forward pass of "
-                f"keras.layers.LSTM at that shape ({ref[0]['keras_fwd_ms']:.1f} ms): "
+                f", {floor['ms'] / ref['keras_fwd_ms']:.2f} x the forward pass of "
+                f"keras.layers.LSTM at that shape ({ref['keras_fwd_ms']:.1f} ms): "
                 "no LSTM built on this backend's matmul can go below that ratio"
             )
         lines.append(line + ".")
@@ -314,35 +315,21 @@ def plot(report, path):
         labels = [f"{r['B']},{r['T']},{r['D']},{r['H']}" for r in rows]
         xs = range(len(rows))
         width = 0.38
-        ax.bar(
-            [x - width / 2 for x in xs],
-            [r["fwd_vs_keras"] for r in rows],
-            width,
-            label="forward",
-            color="#4c72b0",
-        )
-        ax.bar(
-            [x + width / 2 for x in xs],
-            [r["train_vs_keras"] for r in rows],
-            width,
-            label="forward + backward",
-            color="#dd8452",
-        )
         ax.axhline(1.0, color="black", linewidth=0.8)
-        ax.axhline(
-            TARGETS["forward_vs_keras"],
-            color="#4c72b0",
-            linestyle="--",
-            linewidth=0.9,
-            label="target, forward (0.5)",
+        series = (
+            ("fwd_vs_keras", "forward", "forward_vs_keras", "#4c72b0", -1),
+            ("train_vs_keras", "forward + backward", "train_step_vs_keras", "#dd8452", 1),
         )
-        ax.axhline(
-            TARGETS["train_step_vs_keras"],
-            color="#dd8452",
-            linestyle="--",
-            linewidth=0.9,
-            label="target, forward + backward (0.7)",
-        )
+        for key, label, target, color, side in series:
+            heights = [r[key] for r in rows]
+            ax.bar([x + side * width / 2 for x in xs], heights, width, label=label, color=color)
+            ax.axhline(
+                TARGETS[target],
+                color=color,
+                linestyle="--",
+                linewidth=0.9,
+                label=f"target, {label} ({TARGETS[target]})",
+            )
         ax.set_xticks(list(xs))
         ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
         ax.set_xlabel("B, T, D, H")

@@ -122,17 +122,18 @@ def _backward_step(K, units, dh, dc, act, c, c_prev):
     return K.concat([di, df, do, dg]), dc * f
 
 
-def _backward_through_step(
-    K, units, dh_next, dc_next, dh_out, act, c, c_prev, extra, recurrent, *, trace, masked
-):
+def _backward_through_step(K, units, carry, step, recurrent, trace, masked):
     """One step of the backward loop, shared by the JAX and TensorFlow loops.
 
-    ``dh_next``, ``dc_next`` come from step ``t + 1``; ``dh_out`` is the
-    output's cotangent at ``t``; ``extra`` (consumed in order) holds, when
-    present, the traced cell state's and gate activations' cotangents and
-    the mask; ``recurrent(dz)`` is ``dz @ U^T``.  Returns ``dz``,
-    ``dh_{t-1}`` and ``dc_{t-1}``.
+    ``carry`` is ``(dh, dc)`` from step ``t + 1``; ``step`` is
+    ``(dh_out, act, c, c_prev, extra)`` at ``t``: the output's cotangent,
+    the gate activations, the cell states, and ``extra`` (consumed in
+    order), which holds, when present, the traced cell state's and gate
+    activations' cotangents and the mask.  ``recurrent(dz)`` is
+    ``dz @ U^T``.  Returns ``dz``, ``dh_{t-1}`` and ``dc_{t-1}``.
     """
+    dh_next, dc_next = carry
+    dh_out, act, c, c_prev, extra = step
     dh = dh_next + dh_out
     dc = dc_next + extra.pop(0) if trace else dc_next
     dz, dc_prev = _backward_step(K, units, dh, dc, act, c, c_prev)
@@ -254,19 +255,9 @@ def _jax_kernel(masked, trace):
         def dz_step(dh_next, dc_next, inputs):
             k, dh_out, act, c, *extra = inputs
             c_prev = jnp.where(k == 0, c0, cs[k - 1])
+            step = (dh_out, act, c, c_prev, extra)
             return _backward_through_step(
-                K,
-                units,
-                dh_next,
-                dc_next,
-                dh_out,
-                act,
-                c,
-                c_prev,
-                extra,
-                lambda dz: dz @ u_t,
-                trace=trace,
-                masked=masked,
+                K, units, (dh_next, dc_next), step, lambda dz: dz @ u_t, trace, masked
             )
 
         def body_after(carry, inputs):
@@ -407,16 +398,11 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
             dz, dh_prev, dc_prev = _backward_through_step(
                 K,
                 units,
-                dh_next,
-                dc_next,
-                dh_out,
-                act,
-                c,
-                c_prev,
-                rest,
+                (dh_next, dc_next),
+                (dh_out, act, c, c_prev, rest),
                 lambda dz: tf.matmul(dz, u, transpose_b=True),
-                trace=trace,
-                masked=masked,
+                trace,
+                masked,
             )
             return (
                 t + 1,
