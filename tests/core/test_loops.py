@@ -140,8 +140,10 @@ def test_kernel_matches_reference(rng, masked, trace):
 def test_weight_gradients_after_the_loop(rng, monkeypatch, masked, trace):
     # Large layers compute the weight gradients after the JAX backward loop;
     # lower the threshold so that this small problem takes that branch.
-    monkeypatch.setattr(loops, "_JAX_WEIGHT_GRADS_AFTER_LOOP_UNITS", 1)
-    monkeypatch.setattr(loops, "_JAX", {})
+    from keras_lstm_gates.loops import jax as jax_loops
+
+    monkeypatch.setattr(jax_loops, "_JAX_WEIGHT_GRADS_AFTER_LOOP_UNITS", 1)
+    monkeypatch.setattr(jax_loops, "_JAX", {})
     test_kernel_matches_reference(rng, masked, trace)
 
 
@@ -154,8 +156,10 @@ def test_kernel_inside_tf_function(rng, monkeypatch, jit_compile, xla_forward):
     if not xla_forward:
         # Large layers run the forward loop without XLA; shrink the threshold
         # so that this small problem takes that branch too.
-        monkeypatch.setattr(loops, "_TF_XLA_FORWARD_MAX_UNITS", 2)
-        monkeypatch.setattr(loops, "_TF", {})
+        from keras_lstm_gates.loops import tensorflow as tf_loops
+
+        monkeypatch.setattr(tf_loops, "_TF_XLA_FORWARD_MAX_UNITS", 2)
+        monkeypatch.setattr(tf_loops, "_TF", {})
     args = [tf.constant(a) for a in random_problem(rng)]
     mask = tf.constant(random_mask(rng, 6, 3))
 

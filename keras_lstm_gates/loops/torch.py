@@ -1,0 +1,147 @@
+"""The PyTorch loop: a Python loop inside a ``torch.autograd.Function``.
+
+There every op costs microseconds of dispatch, so the input projection is one
+matmul before the loop (each step is then 7 ops writing into pre-allocated
+buffers), the backward loop does only what depends on the recursion, and the
+weight gradients are one matmul each after it.
+"""
+
+from . import common
+
+_TORCH = {}
+
+
+def _torch_function():
+    if "fn" in _TORCH:
+        return _TORCH["fn"]
+    import torch
+
+    class LSTMSequence(torch.autograd.Function):
+        """The vanilla LSTM over a sequence, forward and backward by hand."""
+
+        @staticmethod
+        def forward(ctx, x, w, b, u, h0, c0, mask, trace):
+            steps, batch, features = x.shape
+            units = u.shape[0]
+            # The input projection of every step: one matmul.
+            xz = torch.addmm(b, x.reshape(steps * batch, features), w).view(steps, batch, -1)
+            hs = x.new_empty((steps, batch, units))
+            cs = x.new_empty((steps, batch, units))
+            acts = x.new_empty((steps, batch, 4 * units))
+            z = x.new_empty((batch, 4 * units))
+            tc = x.new_empty((batch, units))
+            # Views made once, so that the loop runs no indexing.
+            xz_t, hs_t, cs_t = xz.unbind(0), hs.unbind(0), cs.unbind(0)
+            sig_t = acts[:, :, : 3 * units].unbind(0)
+            cand_t = acts[:, :, 3 * units :].unbind(0)
+            gates = [v.unbind(0) for v in acts.split(units, dim=2)]
+            z_sig, z_cand = z[:, : 3 * units], z[:, 3 * units :]
+            masks = mask.unbind(0) if mask is not None else None
+            h_prev, c_prev = h0, c0
+            for t in range(steps):
+                i, f, o, g = gates[0][t], gates[1][t], gates[2][t], gates[3][t]
+                torch.addmm(xz_t[t], h_prev, u, out=z)
+                torch.sigmoid(z_sig, out=sig_t[t])
+                torch.tanh(z_cand, out=cand_t[t])
+                c = torch.mul(f, c_prev, out=cs_t[t]).addcmul_(i, g)
+                h = torch.mul(o, torch.tanh(c, out=tc), out=hs_t[t])
+                if masks is not None:
+                    m = masks[t]
+                    torch.where(m, h, h_prev, out=h)
+                    torch.where(m, c, c_prev, out=c)
+                    if trace:
+                        acts[t].masked_fill_(~m, 0.0)
+                h_prev, c_prev = h, c
+            ctx.trace = trace
+            ctx.save_for_backward(x, w, u, h0, c0, mask, hs, cs, acts)
+            if not trace:
+                ctx.mark_non_differentiable(cs, acts)
+            return hs, c_prev.clone(), cs, acts
+
+        @staticmethod
+        def backward(ctx, dhs, dc_last, dcs, dacts):
+            saved = ctx.saved_tensors
+            dtype = saved[0].dtype
+            # Half-precision runs keep their gradients in float32 in the loop.
+            work = torch.promote_types(dtype, torch.float32)
+            x, w, u, h0, c0, mask, hs, cs, acts = [
+                v if v is None or v.dtype == torch.bool else v.to(work) for v in saved
+            ]
+            trace = ctx.trace
+            steps, batch, features = x.shape
+            units = u.shape[0]
+            i, f, o, g = acts.split(units, dim=2)
+            tc = torch.tanh(cs)
+            c_prev = torch.cat([c0[None], cs[:-1]], 0)
+            # Everything that does not depend on the recursion, for all steps
+            # at once: dz = dc * a + dh * b, dc += dh * o (1 - tanh(c)^2).
+            a = torch.cat(
+                [g * i * (1 - i), c_prev * f * (1 - f), torch.zeros_like(o), i * (1 - g * g)], 2
+            ).view(steps, batch, 4, units)
+            b_o = tc * o * (1 - o)
+            p = o * (1 - tc * tc)
+            if trace:
+                extra = dacts.to(work) * torch.cat(
+                    [acts[..., : 3 * units] * (1 - acts[..., : 3 * units]), 1 - g * g], 2
+                )
+                dcs = dcs.to(work)
+            dhs = dhs.to(work)
+            dz = torch.empty_like(acts)
+            dz4 = dz.view(steps, batch, 4, units)
+            dz_o = dz[:, :, 2 * units : 3 * units]
+            u_t = u.t()
+            dh_next = torch.zeros_like(h0)
+            dc_next = dc_last.to(work)
+            masks = mask.unbind(0) if mask is not None else None
+            for t in range(steps - 1, -1, -1):
+                dh = dhs[t] + dh_next
+                dc_in = dc_next + dcs[t] if trace else dc_next
+                dc = torch.addcmul(dc_in, dh, p[t])
+                torch.mul(dc.unsqueeze(1), a[t], out=dz4[t])
+                torch.mul(dh, b_o[t], out=dz_o[t])
+                if trace:
+                    dz[t] += extra[t]
+                if masks is not None:
+                    m = masks[t]
+                    dz[t].masked_fill_(~m, 0.0)
+                    dh_next = torch.addmm(dh.masked_fill(m, 0.0), dz[t], u_t)
+                    dc_next = torch.where(m, dc * f[t], dc_in)
+                else:
+                    dh_next = torch.mm(dz[t], u_t)
+                    dc_next = dc * f[t]
+            flat_dz = dz.view(steps * batch, -1)
+            h_prev = torch.cat([h0[None], hs[:-1]], 0).view(steps * batch, units)
+            need = ctx.needs_input_grad
+            dx = flat_dz.mm(w.t()).view(steps, batch, features) if need[0] else None
+            dw = x.reshape(steps * batch, features).t().mm(flat_dz) if need[1] else None
+            db = flat_dz.sum(0) if need[2] else None
+            du = h_prev.t().mm(flat_dz)
+            grads = [
+                None if gr is None else gr.to(dtype) for gr in (dx, dw, db, du, dh_next, dc_next)
+            ]
+            return (*grads, None, None)
+
+    _TORCH["fn"] = LSTMSequence
+    return LSTMSequence
+
+
+def lstm_sequence(x, w, b, u, h0, c0, mask, trace):
+    if "call" not in _TORCH:
+        import torch
+
+        function = _torch_function()
+
+        # torch.compile (Keras's jit_compile=True on torch) would trace the
+        # Python loop step by step, for minutes; the loop runs as it is.
+        @torch.compiler.disable
+        def call(*args):
+            return function.apply(*args)
+
+        _TORCH["call"] = call
+    hs, c_last, cs, acts = _TORCH["call"](x, w, b, u, h0, c0, mask, trace)
+    return (hs, c_last, cs, acts) if trace else (hs, c_last)
+
+
+def scan(fn, carry, xs, num_ys):
+    """The generic loop: a Python loop over the leading axis."""
+    return common.python_scan(fn, carry, xs)
