@@ -7,6 +7,7 @@
 """
 
 from .cell import LSTMCell
+from .convert import convert
 from .gates import (
     CandidateMemory,
     ForgetGate,
@@ -26,6 +27,7 @@ from .variants import VARIANTS
 __version__ = "0.1.0"
 
 __all__ = [
+    "convert",
     "trace",
     "GateTrace",
     "LSTM",

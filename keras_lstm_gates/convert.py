@@ -1,0 +1,346 @@
+"""Whole-model conversion: every ``keras.layers.LSTM`` of a model becomes a
+:class:`keras_lstm_gates.LSTM`, and back.
+
+:func:`convert` rebuilds a built Sequential or functional model with
+``keras.models.clone_model``: each ``keras.layers.LSTM`` (at any depth: in
+nested models, inside ``keras.layers.Bidirectional`` and
+``keras.layers.TimeDistributed``) becomes a klg LSTM made by
+:meth:`keras_lstm_gates.LSTM.from_keras`, every other layer is rebuilt from
+its config.  Then a second pass walks the original and the new model side
+by side and copies, layer by layer, the weights (Keras's fused LSTM weights
+into the four gates with :func:`keras_lstm_gates.set_gates_from_fused`, any
+other layer's with ``set_weights``), the states of stateful layers and the
+``trainable`` flags.  The original model is only read.
+
+``to="keras"`` goes the other way, with
+:meth:`keras_lstm_gates.LSTM.to_keras`; a klg LSTM that
+``keras.layers.LSTM`` cannot express (a variant, peepholes, per-gate
+options, ``return_gates``) is refused with a ``ValueError`` naming it.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+from keras import ops, tree
+from keras.src.models.functional import Functional
+
+from .interop import get_fused_weights, set_gates_from_fused
+from .layer import LSTM
+
+TARGETS = ("klg", "keras")
+
+
+def _is_keras_lstm(layer):
+    # Exactly Keras's class: a subclass may change what `call` computes, so it
+    # is copied as it is rather than replaced.
+    return type(layer) is keras.layers.LSTM
+
+
+def _is_klg_lstm(layer):
+    return isinstance(layer, LSTM)
+
+
+def _is_graph_model(layer):
+    return isinstance(layer, (keras.Sequential, Functional))
+
+
+def _sublayers(layer):
+    """Every layer a layer holds, one level down (as Keras tracks them)."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [layer.forward_layer, layer.backward_layer]
+    if isinstance(layer, (keras.layers.LSTM, LSTM)):
+        return []
+    return list(getattr(layer, "_layers", None) or getattr(layer, "layers", []) or [])
+
+
+def _find(root, predicate):
+    """Paths of the layers under ``root`` (``root`` included) that match."""
+    found, seen = [], set()
+
+    def visit(layer, path):
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        if predicate(layer):
+            found.append(path)
+        for child in _sublayers(layer):
+            visit(child, f"{path}/{child.name}")
+
+    visit(root, root.name)
+    return found
+
+
+def _subclassed_error(model, what):
+    return TypeError(
+        f"klg.convert cannot rebuild {model.name!r}: it is a subclassed model "
+        f"({type(model).__name__}), whose structure lives in its Python code, not "
+        f"in a graph that Keras can clone; it holds {what}. Build it with klg.LSTM "
+        "in place of keras.layers.LSTM (or vice versa) and copy each layer's "
+        "weights with klg.LSTM.from_keras / layer.to_keras, or make it a "
+        "Sequential or functional model."
+    )
+
+
+class _Converter:
+    """The ``clone_function`` of ``keras.models.clone_model`` for one
+    direction; it builds layers, the copy pass fills them."""
+
+    def __init__(self, to):
+        self.to = to
+        self.source = _is_keras_lstm if to == "klg" else _is_klg_lstm
+        self.source_name = "keras.layers.LSTM" if to == "klg" else "klg.LSTM"
+
+    def __call__(self, layer):
+        if self.source(layer):
+            return self.lstm(layer)
+        if isinstance(layer, keras.layers.Bidirectional):
+            return keras.layers.Bidirectional(
+                self(layer.forward_layer),
+                merge_mode=layer.merge_mode,
+                backward_layer=self(layer.backward_layer),
+                name=layer.name,
+                trainable=layer.trainable,
+                dtype=layer.dtype_policy,
+            )
+        if isinstance(layer, keras.layers.TimeDistributed):
+            return keras.layers.TimeDistributed(
+                self(layer.layer),
+                name=layer.name,
+                trainable=layer.trainable,
+                dtype=layer.dtype_policy,
+            )
+        if _is_graph_model(layer):  # e.g. the model inside a TimeDistributed
+            return self.model(layer)
+        if isinstance(layer, keras.Model):
+            inner = _find(layer, self.source)
+            if inner:
+                raise _subclassed_error(layer, f"{self.source_name} layers at {inner}")
+            try:
+                return layer.__class__.from_config(layer.get_config())
+            except Exception as err:
+                raise _subclassed_error(layer, "no LSTM, but it cannot be copied") from err
+        return layer.__class__.from_config(layer.get_config())
+
+    def lstm(self, layer):
+        if self.to == "klg":
+            return LSTM.from_keras(layer, use_cudnn=layer.use_cudnn)
+        try:
+            return layer.to_keras()
+        except ValueError as err:
+            raise ValueError(
+                f"klg.convert(to='keras'): {layer.name!r} cannot become a "
+                f"keras.layers.LSTM. {err}"
+            ) from None
+
+    def model(self, model):
+        return keras.models.clone_model(model, clone_function=self, recursive=True)
+
+
+# -- the copy pass -------------------------------------------------------------
+
+
+def _children(layer):
+    """The sublayers the copy pass walks into; every other layer is a leaf
+    whose weights are copied whole."""
+    if isinstance(layer, keras.Model):
+        return list(layer.layers)
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [layer.forward_layer, layer.backward_layer]
+    if isinstance(layer, keras.layers.TimeDistributed):
+        return [layer.layer]
+    return []
+
+
+def _pairs(source, target, path):
+    """``(source layer, target layer, path)`` in pre-order, parents first."""
+    yield source, target, path
+    a, b = _children(source), _children(target)
+    if len(a) != len(b) or (a and not _is_graph_model(source) and type(source) is not type(target)):
+        raise RuntimeError(  # pragma: no cover - a bug in the rebuild, never the user's input
+            f"klg.convert: the rebuilt {path!r} does not match the original "
+            f"({len(a)} sublayers vs {len(b)})."
+        )
+    for x, y in zip(a, b):
+        yield from _pairs(x, y, f"{path}/{x.name}" if path else x.name)
+
+
+def _copy_leaf(source, target, path):
+    if not source.weights:
+        return
+    if not target.built:
+        raise RuntimeError(  # pragma: no cover - the rebuilt model is always built
+            f"klg.convert: {path!r} of the new model was not built."
+        )
+    if _is_keras_lstm(source) and _is_klg_lstm(target):
+        set_gates_from_fused(target, *source.get_weights())
+    elif _is_klg_lstm(source) and _is_keras_lstm(target):
+        target.set_weights(get_fused_weights(source))
+    else:
+        try:
+            target.set_weights(source.get_weights())
+        except ValueError as err:
+            raise ValueError(
+                f"klg.convert: cannot copy the weights of {path!r} "
+                f"({type(source).__name__}): {err}"
+            ) from None
+    if getattr(source, "stateful", False) and getattr(source, "states", None) is not None:
+        for s, t in zip(tree.flatten(source.states), tree.flatten(target.states)):
+            t.assign(np.asarray(ops.convert_to_numpy(s)))
+
+
+def _copy(source, target):
+    pairs = list(_pairs(source, target, ""))
+    for s, t, path in pairs:
+        if not _children(s):
+            _copy_leaf(s, t, path or s.name)
+    # Parents first: setting a layer's `trainable` sets its sublayers', so a
+    # sublayer frozen on its own inside a trainable model stays frozen.
+    for s, t, _ in pairs:
+        if t.trainable != s.trainable:
+            t.trainable = s.trainable
+
+
+def _input_dim(lstm_like):
+    cell = lstm_like.cell
+    kernel = getattr(cell, "kernel", None)
+    if kernel is None:
+        return cell.input_dim
+    return kernel.shape[0]
+
+
+def _batch(layer):
+    if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None:
+        return int(ops.shape(tree.flatten(layer.states)[0])[0])
+    return None
+
+
+# -- the entry point -----------------------------------------------------------
+
+
+def convert(model, to="klg"):
+    """A new model of the same structure with every ``keras.layers.LSTM``
+    replaced by a :class:`keras_lstm_gates.LSTM` (``to="klg"``), or every
+    klg LSTM by a ``keras.layers.LSTM`` (``to="keras"``).
+
+    The replacement has the same configuration, name, dtype policy,
+    ``trainable`` flag, weights and (for stateful layers) states, so the new
+    model computes the same outputs as the original to float32 rounding.
+    LSTMs are found at any depth: in nested Sequential and functional
+    models, inside ``keras.layers.Bidirectional`` (both directions,
+    including a custom ``backward_layer``; the ``merge_mode`` is kept) and
+    ``keras.layers.TimeDistributed``.  Every other layer is rebuilt from its
+    config and given the original's weights.  The original model is only
+    read: its layers, weights and states are left as they were, and no
+    object is shared between the two models.
+
+    What is not carried: the optimizer's state (slot variables, step
+    counter) and any training in progress.  Keras's ``clone_model`` compiles
+    the new model with the original's compile configuration when the
+    original was compiled, but with a fresh optimizer; compile it yourself
+    if you want different settings.  The random state of dropout layers
+    starts anew (the seeds in the configs are kept).
+
+    Args:
+        model: a built Sequential or functional ``keras.Model`` (a model
+            with ``keras.Input``, or one that has been called on data), or a
+            single built ``keras.layers.LSTM`` / klg LSTM, or a
+            ``keras.layers.Bidirectional`` wrapping one.
+        to: ``"klg"`` (default) or ``"keras"``.
+
+    Returns:
+        The new model (or layer), built.
+
+    Raises:
+        TypeError: ``model`` is not a Keras model or layer, or is a
+            subclassed model (whose structure Keras cannot clone).
+        ValueError: ``to`` is not ``"klg"`` or ``"keras"``, the model is not
+            built, or (``to="keras"``) a klg LSTM uses a variant, peepholes,
+            per-gate options or ``return_gates``.
+
+    A keras.layers.LSTM subclass is copied as it is (with a warning), since
+    its own ``call`` may compute something else.
+
+    >>> import numpy as np, keras, keras_lstm_gates as klg
+    >>> model = keras.Sequential([
+    ...     keras.Input((6, 3)),
+    ...     keras.layers.Bidirectional(keras.layers.LSTM(4), name="bi"),
+    ...     keras.layers.Dense(1),
+    ... ])
+    >>> ours = klg.convert(model)
+    >>> type(ours.get_layer("bi").forward_layer).__name__, ours.get_layer("bi").forward_layer.name
+    ('LSTM', 'forward_lstm')
+    >>> isinstance(ours.get_layer("bi").backward_layer, klg.LSTM)
+    True
+    >>> x = np.random.default_rng(0).normal(size=(2, 6, 3)).astype("float32")
+    >>> diff = keras.ops.convert_to_numpy(ours(x) - model(x))
+    >>> bool(np.abs(diff).max() < 1e-5)
+    True
+    >>> back = klg.convert(ours, to="keras")
+    >>> isinstance(back.get_layer("bi").forward_layer, klg.LSTM)
+    False
+    """
+    if isinstance(to, str) and to.lower() in TARGETS:
+        to = to.lower()
+    else:
+        raise ValueError(f"klg.convert: expected to='klg' or to='keras', received to={to!r}.")
+    if not isinstance(model, keras.layers.Layer):
+        raise TypeError(
+            "klg.convert expects a keras.Model (Sequential or functional) or an "
+            f"LSTM layer, received {type(model).__name__}: {model!r}."
+        )
+    converter = _Converter(to)
+    if isinstance(model, keras.Model):
+        if not _is_graph_model(model):
+            raise _subclassed_error(model, "layers Keras cannot list in call order")
+        if not model.built:
+            raise ValueError(
+                f"klg.convert: {model.name!r} is not built, so it has no weights to "
+                "carry over: call it on data, or build it (e.g. start it with "
+                "keras.Input), first."
+            )
+        new = converter.model(model)
+    else:
+        new = _convert_layer(model, converter)
+    _copy(model, new)
+    _warn_left_over(new, converter)
+    return new
+
+
+def _convert_layer(layer, converter):
+    lstms = (keras.layers.LSTM, LSTM)
+    inner = layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
+    if not isinstance(inner, lstms):
+        raise TypeError(
+            "klg.convert expects a keras.Model (Sequential or functional), a "
+            "keras.layers.LSTM, a klg.LSTM or a Bidirectional wrapping one; "
+            f"received {type(layer).__name__} {layer.name!r}."
+        )
+    if not layer.built:
+        raise ValueError(
+            f"klg.convert: {layer.name!r} is not built, so it has no weights to "
+            "carry over: call it on data, or build it, first."
+        )
+    new = converter(layer)
+    if not new.built:  # a Bidirectional; its LSTMs carry their own shapes
+        new.build((_batch(inner), None, _input_dim(inner)))
+    return new
+
+
+def _warn_left_over(new, converter):
+    left = _find(new, converter.source)
+    subclasses = _find(
+        new,
+        lambda layer: (
+            converter.to == "klg"
+            and isinstance(layer, keras.layers.LSTM)
+            and not _is_keras_lstm(layer)
+        ),
+    )
+    if left or subclasses:
+        warnings.warn(
+            f"klg.convert(to={converter.to!r}) left {left + subclasses} as they were: "
+            "they sit inside custom layers or are subclasses of "
+            f"{converter.source_name}, which it does not rebuild.",
+            stacklevel=3,
+        )
