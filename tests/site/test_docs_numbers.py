@@ -51,10 +51,10 @@ def _sigmoid_table():
 
 
 WORKED_WEIGHTS = {  # (kernel, recurrent_kernel, bias), as on the worked-example page
-    "forget_gate": (1.5, 2.5, 1.5),
-    "input_gate": (-0.5, 1.0, 0.0),
-    "candidate": (0.2, 0.5, 0.0),
-    "output_gate": (0.0, 0.0, 0.0),
+    "forget_gate": (1.63, 2.70, 1.62),  # source 003's forget gate
+    "input_gate": (1.65, 2.00, 0.62),
+    "candidate": (0.94, 1.41, -0.32),
+    "output_gate": (-0.19, 4.38, 0.59),
 }
 WORKED_H, WORKED_C = 1.0, 2.0
 
