@@ -6,7 +6,7 @@ from keras import random as keras_random
 from keras.layers import Layer
 from keras.saving import register_keras_serializable
 
-from . import recurrence
+from . import fused_options, recurrence
 from .gates import (
     GATE_OPTIONS,
     PACKAGE,
@@ -77,9 +77,11 @@ class LSTMCell(Layer, DropoutRNNCell):
 
     Each part owns ``kernel`` (W), ``recurrent_kernel`` (U) and ``bias`` (b).
     The cell takes every argument of ``keras.layers.LSTMCell`` with the same
-    defaults and meaning; the cell-level initializers, regularizers and
-    constraints apply to the four parts as they apply to the four blocks of
-    Keras's fused weights.
+    defaults and meaning; the cell-level initializers apply to the four parts
+    as they apply to the four blocks of Keras's fused weights, and the
+    cell-level regularizers and constraints act on the fused matrices, as in
+    Keras (one loss per regularizer; see :mod:`keras_lstm_gates.fused_options`).
+    Those given per gate through ``gate_options`` act on that gate's block.
 
     Args:
         units: positive integer, the size of ``h`` and ``c``.
@@ -260,12 +262,8 @@ class LSTMCell(Layer, DropoutRNNCell):
             "kernel_initializer": FusedSlice(self.kernel_initializer, index),
             "recurrent_initializer": FusedSlice(self.recurrent_initializer, index),
             "bias_initializer": FusedSlice(self.bias_initializer, index),
-            "kernel_regularizer": self.kernel_regularizer,
-            "recurrent_regularizer": self.recurrent_regularizer,
-            "bias_regularizer": self.bias_regularizer,
-            "kernel_constraint": self.kernel_constraint,
-            "recurrent_constraint": self.recurrent_constraint,
-            "bias_constraint": self.bias_constraint,
+            # The layer-level regularizers and constraints act on the fused
+            # matrices (fused_options), not on the gate variables.
             "dtype": self.dtype_policy,
         }
         if name == "candidate":
@@ -311,8 +309,15 @@ class LSTMCell(Layer, DropoutRNNCell):
             )
         for gate in self.present_gates.values():
             gate.build((None, input_dim))
+        fused_options.attach_fused_constraints(self)
         self.input_dim = int(input_dim)
         self.built = True
+
+    def _get_own_losses(self):
+        # Keras collects Layer.losses from each sublayer's own losses and the
+        # regularizers of the model's variables; the layer-level regularizers
+        # act on the fused matrices, which no single variable holds.
+        return super()._get_own_losses() + fused_options.fused_regularization_losses(self)
 
     def _check_step_input(self, inputs):
         shape = inputs.shape
