@@ -6,7 +6,7 @@ from keras import random as keras_random
 from keras.layers import Layer
 from keras.saving import register_keras_serializable
 
-from . import fused_options, recurrence
+from . import fused_options, recurrence, saved_parts
 from .gates import (
     GATE_OPTIONS,
     PACKAGE,
@@ -312,6 +312,24 @@ class LSTMCell(Layer, DropoutRNNCell):
         fused_options.attach_fused_constraints(self)
         self.input_dim = int(input_dim)
         self.built = True
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        # Which gates and weights the saved gate groups hold (checked on load).
+        store[saved_parts.RECORD_KEY] = saved_parts.encode(saved_parts.record_of(self))
+
+    def load_own_variables(self, store):
+        """Check the saved record of parts against this cell (an error, never
+        a silent drop, when a saved weight would find no place), or load
+        ``keras.layers.LSTM``'s fused arrays into the gates; see
+        :mod:`keras_lstm_gates.saved_parts`."""
+        saved_parts.load_cell_variables(self, store)
+
+    def set_weights(self, weights):
+        """klg's per-gate list, or ``keras.layers.LSTMCell``'s fused arrays."""
+        from .interop import set_weights_any_layout
+
+        set_weights_any_layout(self, weights)
 
     def _get_own_losses(self):
         # Keras collects Layer.losses from each sublayer's own losses and the

@@ -231,6 +231,15 @@ class Gate(Layer):
                 constraint=self.recurrent_constraint,
             )
 
+    def load_own_variables(self, store):
+        # A file saved from keras.layers.LSTM has no group for this gate: the
+        # cell has loaded its block from the fused arrays (saved_parts).
+        if getattr(self, "_klg_loaded_from_fused", False):
+            self._klg_loaded_from_fused = False
+            if not len(store.keys()):
+                return
+        super().load_own_variables(store)
+
     def preactivation(self, inputs, hidden_state, cell_state=None, previous_gates=None):
         """The affine part ``x @ kernel + h @ recurrent_kernel + bias`` (plus
         ``peephole * c`` and ``previous_gates @ gate_recurrent_kernel`` when

@@ -141,6 +141,83 @@ def get_fused_weights(layer_or_cell):
     return out
 
 
+def fused_layout_shapes(cell):
+    """The shapes of keras.layers.LSTM's weights for a built klg cell:
+    ``[(input_dim, 4u), (u, 4u)]`` plus ``(4u,)`` with a bias."""
+    units, input_dim = cell.units, cell.input_dim
+    shapes = [(input_dim, 4 * units), (units, 4 * units)]
+    if cell.use_bias:
+        shapes.append((4 * units,))
+    return shapes
+
+
+def _shapes(arrays):
+    return [tuple(np.shape(a)) for a in arrays]
+
+
+def is_fused_layout(cell, arrays):
+    """Whether ``arrays`` are keras.layers.LSTM's fused weights for ``cell``
+    (by count and shapes)."""
+    return _shapes(arrays) == fused_layout_shapes(cell)
+
+
+def describe_layouts(layer_or_cell, arrays):
+    """A sentence naming the two layouts klg accepts, with the expected and
+    the received shapes (for the errors of set_weights and load_weights)."""
+    cell = _cell_of(layer_or_cell)
+    own = [tuple(w.shape) for w in layer_or_cell.weights]
+    text = (
+        f"expected either klg's per-gate layout (layer.get_weights()): {len(own)} arrays "
+        f"with shapes {own}, or keras.layers.LSTM's fused layout (i, f, c, o): "
+    )
+    if cell.spec.is_vanilla:
+        fused = fused_layout_shapes(cell)
+        text += f"{len(fused)} arrays with shapes {fused}"
+    else:
+        text += (
+            f"none for variant {cell.spec.name!r} (peepholes={cell.spec.peepholes}), "
+            "whose weights Keras's LSTM has no place for"
+        )
+    return text + f"; received {len(arrays)} arrays with shapes {_shapes(arrays)}."
+
+
+def set_weights_any_layout(layer_or_cell, weights):
+    """``set_weights`` for a klg LSTM or LSTMCell: klg's own per-gate list, or
+    keras.layers.LSTM's fused ``[kernel, recurrent_kernel(, bias)]``
+    (recognised by count and shapes; an unbuilt layer is built from them).
+    Anything else raises a ``ValueError`` naming both layouts.
+
+    >>> import keras, numpy as np, keras_lstm_gates as klg
+    >>> ref = keras.layers.LSTM(2)
+    >>> ref.build((None, 5, 3))
+    >>> layer = klg.LSTM(2)
+    >>> layer.set_weights(ref.get_weights())
+    >>> len(layer.get_weights()), layer.get_weights()[0].shape
+    (12, (3, 2))
+    """
+    weights = list(weights)
+    cell = getattr(layer_or_cell, "cell", layer_or_cell)
+    if not cell.built and cell.spec.is_vanilla and len(weights) in (2, 3):
+        kernel = np.shape(weights[0])
+        if len(kernel) == 2:  # Build from the fused kernel's input_dim.
+            if cell is layer_or_cell:
+                cell.build((None, kernel[0]))
+            else:
+                layer_or_cell.build((None, None, kernel[0]))
+    _cell_of(layer_or_cell)  # raises if still not built
+    own = layer_or_cell.weights
+    if _shapes(weights) == [tuple(w.shape) for w in own]:
+        for variable, value in zip(own, weights):
+            variable.assign(value)
+        return
+    if cell.spec.is_vanilla and is_fused_layout(cell, weights):
+        set_gates_from_fused(cell, *weights)
+        return
+    raise ValueError(
+        f"{layer_or_cell.name}.set_weights: {describe_layouts(layer_or_cell, weights)}"
+    )
+
+
 _NOT_CARRIED = ("implementation", "cell")
 
 

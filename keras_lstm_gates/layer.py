@@ -391,6 +391,15 @@ class LSTM(RNN):
 
     # -- weight interop ----------------------------------------------------
 
+    def set_weights(self, weights):
+        """Set the weights from klg's per-gate list (``get_weights()``) or
+        from ``keras.layers.LSTM``'s fused ``[kernel, recurrent_kernel, bias]``
+        (told apart by count and shapes; see
+        :func:`keras_lstm_gates.interop.set_weights_any_layout`)."""
+        from .interop import set_weights_any_layout
+
+        set_weights_any_layout(self, weights)
+
     @classmethod
     def from_keras(cls, keras_layer, **overrides):
         """A klg.LSTM with the configuration and weights of a built
