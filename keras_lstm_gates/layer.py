@@ -288,6 +288,7 @@ class LSTM(RNN):
     def _run(self, sequences, initial_state, mask, training):
         if tree.is_nested(mask):
             mask = mask[0]
+        mask = recurrence.check_mask(mask, sequences.shape)
         if self.execution_path() == "cudnn":
             try:
                 return self._run_cudnn(sequences, initial_state, mask, training)

@@ -160,7 +160,10 @@ def run_sequence(
     ``input_gate``, ``forget_gate``, ``candidate``, ``output_gate`` and
     ``cell_state``.  Masked steps keep the state and repeat the previous
     output (or output zeros with ``zero_output_for_mask``), as
-    ``keras.layers.RNN`` does; in the trace they are zero.
+    ``keras.layers.RNN`` does; in the trace they are zero.  Before a row's
+    first unmasked step the "previous output" is the one
+    :func:`keras_starts_output_at_zero` says Keras uses on this backend and
+    ``unroll`` setting.  ``mask`` is (batch, time) or (batch, time, 1).
     """
     plan = StepPlan(cell)
     kernel, recurrent_kernel, bias = plan.weights()
@@ -170,6 +173,7 @@ def run_sequence(
     if input_dropout_mask is not None:
         x = x * ops.expand_dims(ops.cast(input_dropout_mask, dtype), 1)
     x = ops.transpose(x, (1, 0, 2))  # time major
+    mask = check_mask(mask, inputs.shape)
     if mask is not None:
         mask = ops.transpose(ops.cast(mask, "bool"), (1, 0))
         mask = ops.expand_dims(mask, -1)
@@ -188,6 +192,7 @@ def run_sequence(
             zero_output_for_mask,
             return_sequences,
             return_gates,
+            unroll,
         )
 
     # The input projection of every step in one matmul.
@@ -250,6 +255,8 @@ def run_sequence(
         final, ys_all = scan(one_step, carry0, xs, 6 if return_gates else 1)
 
     outputs_tm = ys_all[0]
+    if mask is not None and not zero_output_for_mask and keras_starts_output_at_zero(unroll):
+        outputs_tm = ops.where(steps_seen(mask), outputs_tm, ops.zeros_like(outputs_tm))
     last_output = outputs_tm[-1]
     if return_sequences:
         outputs = ops.transpose(outputs_tm, (1, 0, 2))
@@ -260,6 +267,54 @@ def run_sequence(
         names = ("input_gate", "forget_gate", "candidate", "output_gate", "cell_state")
         trace = {n: ops.transpose(v, (1, 0, 2)) for n, v in zip(names, ys_all[1:])}
     return last_output, outputs, list(final), trace
+
+
+def check_mask(mask, sequences_shape):
+    """The (batch, time) form of a ``mask`` given as (batch, time) or
+    (batch, time, 1), as ``keras.layers.RNN`` accepts; ``None`` stays ``None``.
+
+    >>> import numpy as np
+    >>> tuple(check_mask(np.ones((2, 5, 1), bool), (2, 5, 3)).shape)
+    (2, 5)
+    >>> check_mask(np.ones((2, 5, 4), bool), (2, 5, 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected a mask of shape (batch, time) = (2, 5) or (batch, time, 1), received a mask of shape (2, 5, 4).
+    """
+    if mask is None:
+        return None
+    shape = tuple(mask.shape)
+    expected = tuple(sequences_shape[:2])
+    if len(shape) == 3 and shape[-1] == 1:
+        mask = mask[:, :, 0]
+        shape = shape[:2]
+    ok = len(shape) == 2 and all(a is None or b is None or a == b for a, b in zip(shape, expected))
+    if not ok:
+        raise ValueError(
+            f"Expected a mask of shape (batch, time) = {expected} or (batch, time, 1), "
+            f"received a mask of shape {tuple(mask.shape)}."
+        )
+    return mask
+
+
+def keras_starts_output_at_zero(unroll):
+    """Whether ``keras.layers.LSTM`` outputs zeros, rather than the carried
+    ``h``, at masked steps before a row's first unmasked step.
+
+    Keras's ``backend.rnn`` repeats the previous *output* at a masked step.
+    Its TensorFlow and PyTorch loops, and every unrolled loop, start that
+    previous output at zeros; its JAX (and numpy) ``lax.scan`` path repeats
+    ``states[0]``, the carried ``h``, which is the initial state until a
+    step is taken.  The two differ only with a non-zero initial state.
+    """
+    return bool(unroll) or backend.backend() not in ("jax", "numpy")
+
+
+def steps_seen(mask):
+    """For a time-major (time, batch, 1) boolean ``mask`` in processing order,
+    whether each row has taken an unmasked step at or before each step."""
+    taken = ops.cumsum(ops.cast(mask, "int32"), axis=0)
+    return ops.greater(taken, 0)
 
 
 def scan(fn, carry, xs, num_ys):
@@ -293,7 +348,15 @@ def uses_vanilla_kernel(plan):
 
 
 def _run_vanilla_kernel(
-    plan, x, weights, initial_state, mask, zero_output_for_mask, return_sequences, return_gates
+    plan,
+    x,
+    weights,
+    initial_state,
+    mask,
+    zero_output_for_mask,
+    return_sequences,
+    return_gates,
+    unroll=False,
 ):
     """The fast path of :func:`run_sequence` (see :func:`uses_vanilla_kernel`)."""
     from . import loops
@@ -309,15 +372,21 @@ def _run_vanilla_kernel(
     )
     hs, c_last = result[0], result[1]
     last_output = hs[-1]
+    # Which steps output the carried h; the others output zeros.
+    keep = None
+    if mask is not None and zero_output_for_mask:
+        keep = mask
+    elif mask is not None and keras_starts_output_at_zero(unroll):
+        keep = steps_seen(mask)
     if return_sequences:
         outputs_tm = hs
-        if mask is not None and zero_output_for_mask:
-            outputs_tm = ops.where(mask, hs, ops.zeros_like(hs))
+        if keep is not None:
+            outputs_tm = ops.where(keep, hs, ops.zeros_like(hs))
         outputs = ops.transpose(outputs_tm, (1, 0, 2))
         last_output = outputs_tm[-1]
     else:
-        if mask is not None and zero_output_for_mask:
-            last_output = ops.where(mask[-1], last_output, ops.zeros_like(last_output))
+        if keep is not None:
+            last_output = ops.where(keep[-1], last_output, ops.zeros_like(last_output))
         outputs = ops.expand_dims(last_output, 1)
     trace = None
     if return_gates:

@@ -88,18 +88,23 @@ def test_each_gate_sublayer_is_its_block_of_the_fused_weights(rng):
 
 
 def step_per_gate(cell, x, h0, c0, mask=None, go_backwards=False):
-    """The sequence, one ``call_per_gate`` per timestep (masked steps keep the state)."""
+    """The sequence, one ``call_per_gate`` per timestep (masked steps keep the
+    state; before a row's first unmasked step they output zeros, except on
+    JAX, whose keras.layers.LSTM scan outputs the carried h there)."""
     h, c = h0, c0
     steps = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
     outputs = []
+    seen = np.zeros((x.shape[0], 1), bool)
     for t in steps:
         _, (h_new, c_new), _ = cell.call_per_gate(x[:, t], [h, c])
         h_new, c_new = to_numpy(h_new), to_numpy(c_new)
         if mask is not None:
             keep = mask[:, t : t + 1]
+            seen = seen | keep
             h_new, c_new = np.where(keep, h_new, h), np.where(keep, c_new, c)
         h, c = h_new.astype("float32"), c_new.astype("float32")
-        outputs.append(h)
+        zero_start = mask is not None and keras.backend.backend() != "jax"
+        outputs.append(np.where(seen, h, 0.0).astype("float32") if zero_start else h)
     return np.stack(outputs, axis=1), h, c
 
 
