@@ -4,6 +4,7 @@
 #   bash tasks.sh demo    # set up, then train klg.LSTM on a long-memory task (CPU, < 2 min)
 #   bash tasks.sh test    # set up, then run the whole test suite on all three backends
 #   bash tasks.sh docs    # set up, then build the site and serve it on http://127.0.0.1:8000
+#   bash tasks.sh site    # set up, then build the site strictly into site/ (what CI publishes)
 #   bash tasks.sh bench   # set up, then run the speed benchmark (see docs/performance.md)
 #
 # Setup is idempotent: a virtual environment in .venv with TensorFlow, JAX and
@@ -65,13 +66,18 @@ case "${1:-}" in
     setup_site
     mkdocs serve -a 127.0.0.1:8000
     ;;
+  site)
+    setup_python
+    setup_site
+    mkdocs build --strict
+    ;;
   bench)
     setup_python
     shift
     python benchmarks/run.py "$@"
     ;;
   *)
-    sed -n '2,9p' "$0"
+    sed -n '2,10p' "$0"
     exit 2
     ;;
 esac

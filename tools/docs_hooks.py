@@ -3,12 +3,14 @@
 What they do, in build order:
 
 * ``on_config``: put the notebooks of ``notebooks/`` under *Tutorials* in the
-  nav, every page of ``docs/variants/`` under *Variants*, and an API page for
+  nav, titled by their first heading (code spans kept), every page of ``docs/variants/`` under *Variants*, and an API page for
   each optional module (tracing, plots, torch import) that exists.
 * ``on_files``: add to the build, without copying anything into ``docs/``,
   KaTeX's ``dist/`` from ``node_modules/katex`` (the npm package pinned in
-  package.json) as ``assets/katex/``, the notebooks as ``tutorials/*.ipynb``,
-  the generated API pages, and ``assets/javascripts/klg-symbols.js`` (the
+  package.json) as ``assets/katex/``, the notebooks as ``tutorials/*.ipynb``
+  (executed copies, with outputs and plots: tools/execute_notebooks.py runs
+  each once in fast mode and reuses the result while nothing it depends on
+  changes), ``CHANGELOG.md`` as ``changelog.md``, the generated API pages, and ``assets/javascripts/klg-symbols.js`` (the
   hover text of every symbol, read from ``docs/symbols.md``).
 * ``on_page_markdown``: print each checked number ``[[key=value]]`` as its
   value (tests/site/test_docs_numbers.py recomputes it), and turn
@@ -18,7 +20,12 @@ What they do, in build order:
 * ``on_page_content``: drop the network scripts (MathJax, mermaid,
   RequireJS from CDNs) that nbconvert puts into rendered notebooks (the
   site's own KaTeX renders their math), serve the "Open in Colab" badge from
-  the site, and show any other remote image as its alt text.
+  the site, and show any other remote image as its alt text; open each
+  tutorial with a download link for its (output-free) notebook.
+* ``on_page_context``: point the edit link of a page made from a file outside
+  ``docs/`` (notebooks, changelog, generated API pages) at that file.
+* ``on_post_build``: copy each output-free notebook next to its page, for
+  the download link.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urljoin
 
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import event_priority
@@ -41,6 +49,7 @@ KATEX_FILES = ("katex.min.js", "katex.min.css", "contrib/auto-render.min.js")
 NOTEBOOK_DIR = "notebooks"
 TUTORIALS = "tutorials"
 TUTORIALS_TITLE = "Tutorials"
+CHANGELOG = ("CHANGELOG.md", "changelog.md")
 AUTO_SECTIONS = ("variants/",)
 # (page, title, module, source file): API pages made only when the module exists.
 OPTIONAL_API = (
@@ -70,6 +79,19 @@ def _root(config) -> Path:
 def _notebooks(root: Path) -> list[Path]:
     folder = root / NOTEBOOK_DIR
     return sorted(folder.glob("*.ipynb")) if folder.is_dir() else []
+
+
+def notebook_title(path: Path) -> str:
+    """The text of a notebook's first level-1 heading, code spans and
+    emphasis kept as plain text; the file's stem if it has none."""
+    for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = "".join(cell.get("source", ""))
+        heading = re.search(r"^#[ \t]+(.+?)[ \t#]*$", source, re.M)
+        if heading:
+            return re.sub(r"[`*_]", "", heading.group(1)).strip()
+    return path.stem
 
 
 # -- nav ---------------------------------------------------------------------
@@ -113,13 +135,14 @@ def on_config(config):
     _complete_sections(nav, docs_dir, _nav_files(nav))
 
     notebooks = _notebooks(root)
-    tutorials = [f"{TUTORIALS}/{nb.name}" for nb in notebooks]
+    tutorials = [{notebook_title(nb): f"{TUTORIALS}/{nb.name}"} for nb in notebooks]
     for item in nav:
         if isinstance(item, dict) and TUTORIALS_TITLE in item:
             section = item[TUTORIALS_TITLE]
             if isinstance(section, str):
                 section = item[TUTORIALS_TITLE] = [section]
-            section.extend(t for t in tutorials if t not in section)
+            listed = _nav_files(section)
+            section.extend(t for t in tutorials if next(iter(t.values())) not in listed)
             break
     else:
         if tutorials:
@@ -172,6 +195,25 @@ def _symbol_titles(docs_dir: Path) -> dict[str, str]:
     return titles
 
 
+def _executed_notebook(root: Path, notebook: Path) -> Path:
+    """The executed copy of ``notebook`` (tools/execute_notebooks.py), made
+    now if it is missing or stale; a cell that fails stops the build."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "klg_execute_notebooks", root / "tools" / "execute_notebooks.py"
+    )
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    try:
+        copy, wall, ran = runner.executed(notebook)
+    except Exception as error:  # nbclient's CellExecutionError, a dead kernel
+        raise PluginError(f"{notebook.name} failed in fast mode: {error}") from error
+    log.info("%s: %s (%.0f s)", notebook.name, "executed" if ran else "executed copy reused", wall)
+    _state.setdefault("executed", {})[notebook.name] = wall
+    return copy
+
+
 @event_priority(100)  # before mkdocs-jupyter wraps the notebooks
 def on_files(files: Files, config) -> Files:
     root = _state["root"]
@@ -181,7 +223,11 @@ def on_files(files: Files, config) -> Files:
         if path.is_file() and (rel in KATEX_FILES or rel.startswith("fonts/")):
             files.append(File.generated(config, f"assets/katex/{rel}", abs_src_path=str(path)))
     for nb in _state["notebooks"]:
-        files.append(File.generated(config, f"{TUTORIALS}/{nb.name}", abs_src_path=str(nb)))
+        rendered = _executed_notebook(root, nb)
+        files.append(File.generated(config, f"{TUTORIALS}/{nb.name}", abs_src_path=str(rendered)))
+    changelog = root / CHANGELOG[0]
+    if changelog.is_file():
+        files.append(File.generated(config, CHANGELOG[1], abs_src_path=str(changelog)))
     for page, title, module in _state["generated_api"]:
         content = f"# {title}\n\nGenerated from the docstrings of `{module}`.\n\n::: {module}\n"
         files.append(File.generated(config, page, content=content))
@@ -259,14 +305,62 @@ def _offline_images(html, page, files):
     return _NETWORK_IMAGE.sub(replace, html)
 
 
+def _notebook_links(page) -> str:
+    """The line that opens a tutorial page: download link and how the
+    outputs below were made."""
+    name = Path(page.file.src_uri).name
+    _state.setdefault("downloads", {})[name] = Path(page.file.abs_dest_path).parent
+    wall = _state.get("executed", {}).get(name)
+    ran = f", in {wall:.0f} s" if wall is not None else ""
+    return (
+        '<p class="klg-notebook-links">'
+        f'<a href="{name}" download>Download the notebook ({name})</a>, '
+        "stored without outputs, or open it in Colab from the badge below. "
+        "The outputs and plots on this page come from running it top to bottom "
+        f"in fast mode (<code>KLG_FAST=1</code>) on a CPU with the TensorFlow backend{ran}, "
+        "when this site was built.</p>\n"
+    )
+
+
 def on_page_content(html, page, config, files):
     if page.file.src_uri.endswith(".ipynb"):
         html = _NETWORK_SCRIPT.sub("", html)
+        html = _notebook_links(page) + html
     html = _offline_images(html, page, files)
     if page.file.src_uri.startswith("api/"):
         # Sphinx roles in docstrings (:class:`X`) read as plain code here.
         html = re.sub(r":(?:class|func|meth|mod|attr|data|exc):(<code>)", r"\1", html)
     return html
+
+
+def on_page_context(context, page, config, nav):
+    """Edit links of pages whose source is not in docs/ (MkDocs gives a
+    generated file none): the notebook, the changelog, the module whose
+    docstrings make an API page."""
+    if not (config.repo_url and config.edit_uri):
+        return context
+    # edit_uri ends in the docs folder (edit/main/docs/): one level up is the
+    # repository's root.
+    root = urljoin(urljoin(config.repo_url.rstrip("/") + "/", config.edit_uri), "../")
+    src = page.file.src_uri
+    if src.startswith(f"{TUTORIALS}/") and src.endswith(".ipynb"):
+        page.edit_url = f"{root}{NOTEBOOK_DIR}/{Path(src).name}"
+    elif src == CHANGELOG[1]:
+        page.edit_url = root + CHANGELOG[0]
+    else:
+        for api_page, _title, _module, source in OPTIONAL_API:
+            if src == api_page and not (Path(config.docs_dir) / api_page).is_file():
+                page.edit_url = root + source
+    return context
+
+
+def on_post_build(config):
+    """The output-free notebooks, next to their pages, for download."""
+    by_name = {nb.name: nb for nb in _state.get("notebooks", [])}
+    for name, folder in _state.get("downloads", {}).items():
+        if name in by_name:
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(by_name[name], folder / name)
 
 
 def on_serve(server, config, builder):
