@@ -129,8 +129,7 @@ class _Converter:
             return layer.to_keras()
         except ValueError as err:
             raise ValueError(
-                f"klg.convert(to='keras'): {layer.name!r} cannot become a "
-                f"keras.layers.LSTM. {err}"
+                f"klg.convert(to='keras'): {layer.name!r} cannot become a keras.layers.LSTM. {err}"
             ) from None
 
     def model(self, model):
@@ -181,8 +180,7 @@ def _copy_leaf(source, target, path):
             target.set_weights(source.get_weights())
         except ValueError as err:
             raise ValueError(
-                f"klg.convert: cannot copy the weights of {path!r} "
-                f"({type(source).__name__}): {err}"
+                f"klg.convert: cannot copy the weights of {path!r} ({type(source).__name__}): {err}"
             ) from None
     if getattr(source, "stateful", False) and getattr(source, "states", None) is not None:
         for s, t in zip(tree.flatten(source.states), tree.flatten(target.states)):
@@ -194,11 +192,12 @@ def _copy(source, target):
     for s, t, path in pairs:
         if not _children(s):
             _copy_leaf(s, t, path or s.name)
-    # Parents first: setting a layer's `trainable` sets its sublayers', so a
-    # sublayer frozen on its own inside a trainable model stays frozen.
+    # Parents first: setting a layer's `trainable` sets its sublayers' and
+    # their variables', so a sublayer frozen on its own inside a trainable
+    # model stays frozen.  Set even where the flag already agrees: a layer
+    # made with trainable=False may still hold variables marked trainable.
     for s, t, _ in pairs:
-        if t.trainable != s.trainable:
-            t.trainable = s.trainable
+        t.trainable = s.trainable
 
 
 def _input_dim(lstm_like):

@@ -524,8 +524,15 @@ def trace(model_or_layer, inputs, mask=None):
     a subclassed model must be callable as ``model(inputs, training=False)``
     (and take ``mask=`` when one is given); layers it creates inside
     ``call`` are not seen, so pass such a layer and its inputs directly.
-    ``keras.layers.LSTM`` layers are not traced: convert them with
-    ``klg.LSTM.from_keras``.
+
+    Models built with ``keras.layers.LSTM``: a Sequential or functional
+    model (or a single layer) that holds ``keras.layers.LSTM`` layers is
+    traced through a twin made by :func:`keras_lstm_gates.convert` (same
+    structure, names, weights and states, with klg LSTMs in place of
+    Keras's); the model itself is left as it was (an unbuilt one is built
+    by a first call, as above).  A subclassed model cannot be converted:
+    one with no klg LSTM raises convert's ``TypeError``, one with klg LSTMs
+    has only those traced (with a warning).
 
     >>> import numpy as np, keras, keras_lstm_gates as klg
     >>> model = keras.Sequential([
@@ -544,18 +551,20 @@ def trace(model_or_layer, inputs, mask=None):
             "trace expects a keras Model or Layer (holding klg.LSTM layers), "
             f"received {type(model_or_layer).__name__}: {model_or_layer!r}."
         )
-    found = _layer_paths(model_or_layer)
-    lstms = [(layer, path) for layer, path in found.values() if isinstance(layer, LSTM)]
-    if not lstms:
-        raise ValueError(
-            f"trace found no klg.LSTM layer in {model_or_layer.name!r}; it reads only "
-            "keras_lstm_gates.LSTM layers (convert keras.layers.LSTM with "
-            "klg.LSTM.from_keras)."
-        )
     call_kwargs = {"training": False}
     if mask is not None:
         mask = _check_mask(mask, inputs)
         call_kwargs["mask"] = mask
+    found = _layer_paths(model_or_layer)
+    if any(type(layer) is keras.layers.LSTM for layer, _ in found.values()):
+        model_or_layer = _klg_twin(model_or_layer, found, inputs, call_kwargs)
+        found = _layer_paths(model_or_layer)
+    lstms = [(layer, path) for layer, path in found.values() if isinstance(layer, LSTM)]
+    if not lstms:
+        raise ValueError(
+            f"trace found no klg.LSTM or keras.layers.LSTM layer in "
+            f"{model_or_layer.name!r}; it reads only LSTM layers."
+        )
     if isinstance(model_or_layer, keras.Model) and not model_or_layer.built:
         # Build first, outside the recording: some backends build a
         # subclassed model by running its call once.  Stateful layers then
@@ -576,6 +585,28 @@ def trace(model_or_layer, inputs, mask=None):
             f"({[p for _, p in lstms]}) ran on these inputs."
         )
     return GateTraces((t.name, t) for t in recorder.records)
+
+
+def _klg_twin(model_or_layer, found, inputs, call_kwargs):
+    """The model with its keras.layers.LSTM layers converted to klg (see
+    :func:`keras_lstm_gates.convert`); the model itself is only read."""
+    from .convert import _is_graph_model, convert
+
+    subclassed = isinstance(model_or_layer, keras.Model) and not _is_graph_model(model_or_layer)
+    if subclassed and any(isinstance(layer, LSTM) for layer, _ in found.values()):
+        warnings.warn(
+            f"trace: {model_or_layer.name!r} is a subclassed model, which klg.convert "
+            "cannot rebuild, so its keras.layers.LSTM layers are not traced, only its "
+            "klg.LSTM layers.",
+            stacklevel=3,
+        )
+        return model_or_layer
+    if not model_or_layer.built:
+        _call(model_or_layer, inputs, call_kwargs)
+        for layer, _ in found.values():
+            if getattr(layer, "stateful", False) and hasattr(layer, "reset_states"):
+                layer.reset_states()
+    return convert(model_or_layer)
 
 
 def _call(model_or_layer, inputs, call_kwargs):

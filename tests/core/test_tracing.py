@@ -411,7 +411,7 @@ def test_trace_rejects_bad_inputs(rng):
     with pytest.raises(ValueError, match="keras Model or Layer"):
         klg.trace("model", x)
     with pytest.raises(ValueError, match="no klg.LSTM"):
-        klg.trace(keras.Sequential([keras.layers.LSTM(3)]), x)
+        klg.trace(keras.Sequential([keras.layers.GRU(3)]), x)
     with pytest.raises(ValueError, match=r"mask` of shape \(batch, time\)"):
         klg.trace(klg.LSTM(H), x, mask=np.ones((B, T - 1), bool))
     with pytest.raises(ValueError, match="boolean"):
