@@ -1,6 +1,7 @@
 """Open the built site in headless Chromium, offline, and check every page.
 
-The site is served on 127.0.0.1 from a thread; Chromium resolves no other
+The site is served on 127.0.0.1 from a thread, under the project path of
+site_url as on GitHub Pages (siteserver.py); Chromium resolves no other
 host (``--host-resolver-rules``) and every request that is not for the local
 server is failed through CDP's Fetch domain and reported.  For each page the
 test waits for the math to render (``<body data-klg-math>``, set by
@@ -20,15 +21,13 @@ Chromium the test skips, unless CI=true, where it fails.
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import os
-import threading
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
 import sitebuild
+import siteserver
 from cdp import BrowserError, Chromium, find_chromium
 
 SCREENSHOTS = sitebuild.ROOT / "build" / "screenshots"
@@ -67,11 +66,6 @@ CHECK_PAGE = r"""
 """
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def site():
     code, output, site_dir = sitebuild.build_site()
@@ -81,13 +75,10 @@ def site():
 
 @pytest.fixture(scope="module")
 def server(site):
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
+    # Under the project path of site_url, as GitHub Pages serves it: a request
+    # outside it is not local to the site and fails the page (siteserver.py).
+    with siteserver.serve(site) as base:
+        yield base
 
 
 class Recorder:
