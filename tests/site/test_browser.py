@@ -59,7 +59,7 @@ CHECK_PAGE = r"""
   }
   out.texLeftovers = leftovers;
   out.symbolLinks = Array.from(document.querySelectorAll('.katex a[href]'))
-    .map(a => ({href: a.href, title: a.getAttribute('title') || ''}));
+    .map(a => ({href: a.href, title: a.getAttribute('title') || a.dataset.klgTitle || ''}));
   out.ids = Array.from(document.querySelectorAll('[id]')).map(e => e.id);
   return out;
 })()
