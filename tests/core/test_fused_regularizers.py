@@ -242,7 +242,7 @@ def test_constraint_in_gate_options_acts_on_its_block(rng):
     kernels = {n: to_numpy(layer.cell.gates[n].kernel) for n in KERAS_ORDER}
     optimizer = keras.optimizers.SGD(0.0)
     variables = layer.trainable_variables
-    optimizer.apply([np.zeros(v.shape, "float32") for v in variables], variables)
+    optimizer.apply([ops.zeros(v.shape, "float32") for v in variables], variables)
     others = [n for n in KERAS_ORDER if n != "candidate"]
     fused = np.concatenate([kernels[n] for n in others], axis=-1)
     fused = fused / np.linalg.norm(fused, axis=1, keepdims=True)
@@ -266,7 +266,7 @@ def test_constraint_skips_a_frozen_gate(rng):
     kernels = {n: to_numpy(layer.cell.gates[n].kernel) for n in KERAS_ORDER}
     optimizer = keras.optimizers.SGD(0.0)
     variables = layer.trainable_variables
-    optimizer.apply([np.zeros(v.shape, "float32") for v in variables], variables)
+    optimizer.apply([ops.zeros(v.shape, "float32") for v in variables], variables)
     fused = np.concatenate([kernels[n] for n in KERAS_ORDER], axis=-1)
     fused = fused / np.linalg.norm(fused, axis=1, keepdims=True)
     np.testing.assert_array_equal(to_numpy(layer.cell.input_gate.kernel), kernels["input_gate"])
