@@ -20,6 +20,7 @@ from .gates import (
 from .initializers import ChronoInitializer, FusedSlice
 from .interop import get_fused_weights, set_gates_from_fused, split_fused_weights
 from .layer import LSTM
+from .monitor import GateMonitor
 from .torch_import import from_torch, to_torch, to_torch_state_dict
 from .tracing import GateTrace, trace
 from .variants import VARIANTS
@@ -30,6 +31,7 @@ __all__ = [
     "convert",
     "trace",
     "GateTrace",
+    "GateMonitor",
     "LSTM",
     "LSTMCell",
     "Gate",
