@@ -3,15 +3,17 @@
 What they do, in build order:
 
 * ``on_config``: put the notebooks of ``notebooks/`` under *Tutorials* in the
-  nav, titled by their first heading (code spans kept), every page of ``docs/variants/`` under *Variants*, and an API page for
-  each optional module (tracing, plots, torch import) that exists.
+  nav, titled by their first heading (code spans kept), every page of
+  ``docs/variants/`` under *Variants*, and an API page for each optional
+  module (tracing, plots, torch import) that exists.
 * ``on_files``: add to the build, without copying anything into ``docs/``,
   KaTeX's ``dist/`` from ``node_modules/katex`` (the npm package pinned in
   package.json) as ``assets/katex/``, the notebooks as ``tutorials/*.ipynb``
   (executed copies, with outputs and plots: tools/execute_notebooks.py runs
   each once in fast mode and reuses the result while nothing it depends on
-  changes), ``CHANGELOG.md`` as ``changelog.md``, the generated API pages, and ``assets/javascripts/klg-symbols.js`` (the
-  hover text of every symbol, read from ``docs/symbols.md``).
+  changes), ``CHANGELOG.md`` as ``changelog.md``, the generated API pages,
+  and ``assets/javascripts/klg-symbols.js`` (the hover text of every symbol,
+  read from ``docs/symbols.md``).
 * ``on_page_markdown``: print each checked number ``[[key=value]]`` as its
   value (tests/site/test_docs_numbers.py recomputes it), and turn
   ``\\sym{id}{tex}`` inside math into
