@@ -67,6 +67,8 @@ def build_site() -> tuple[int, str, Path]:
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        # The build executes the tutorial notebooks in fast mode unless
+        # build/notebooks holds fresh copies (tools/execute_notebooks.py).
+        timeout=1500,
     )
     return proc.returncode, proc.stdout + proc.stderr, site
