@@ -23,19 +23,39 @@ class FusedSlice(Initializer):
     With a seeded initializer the blocks are exactly the slices of the matrix a
     fused ``keras.layers.LSTM`` weight would get.
 
+    ``draws``, a dict shared by the slices of one fused weight, keeps the
+    first draw for the others: an initializer seeded with a
+    ``keras.random.SeedGenerator`` (whose every call draws anew) is then
+    called once per fused weight, as in ``keras.layers.LSTM``.  It is not
+    part of the config; :class:`keras_lstm_gates.LSTMCell` empties it once
+    built.
+
     >>> init = FusedSlice("glorot_uniform", index=1, count=4)
     >>> tuple(init((3, 2)).shape)
     (3, 2)
     """
 
-    def __init__(self, initializer, index, count=4):
+    def __init__(self, initializer, index, count=4, draws=None):
         self.initializer = initializers.get(initializer)
         self.index = int(index)
         self.count = int(count)
+        if not 0 <= self.index < self.count:
+            raise ValueError(
+                f"FusedSlice: expected 0 <= index < count, received index={index!r}, "
+                f"count={count!r}."
+            )
+        self.draws = draws
 
     def __call__(self, shape, dtype=None):
         width = shape[-1]
-        full = self.initializer(tuple(shape[:-1]) + (width * self.count,), dtype=dtype)
+        full_shape = tuple(shape[:-1]) + (width * self.count,)
+        key = (full_shape, str(dtype))
+        if self.draws is not None and key in self.draws:
+            full = self.draws[key]
+        else:
+            full = self.initializer(full_shape, dtype=dtype)
+            if self.draws is not None:
+                self.draws[key] = full
         return full[..., self.index * width : (self.index + 1) * width]
 
     def get_config(self):

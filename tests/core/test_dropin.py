@@ -193,3 +193,82 @@ def test_mask_of_a_wrong_shape(rng, shape):
     x = rng.normal(size=(4, 5, 3)).astype("float32")
     with pytest.raises(ValueError, match=r"Expected a mask of shape \(batch, time\)"):
         layer(x, mask=np.ones(shape, bool))
+
+
+# -- item 6: the initial weights of seeded initializers ------------------------
+
+inits = keras.initializers
+SEEDED = {
+    "RandomNormal": lambda seed: inits.RandomNormal(stddev=0.3, seed=seed),
+    "RandomUniform": lambda seed: inits.RandomUniform(-0.5, 0.5, seed=seed),
+    "TruncatedNormal": lambda seed: inits.TruncatedNormal(seed=seed),
+    "GlorotUniform": lambda seed: inits.GlorotUniform(seed=seed),
+    "HeNormal": lambda seed: inits.HeNormal(seed=seed),
+    "LecunUniform": lambda seed: inits.LecunUniform(seed=seed),
+    "Orthogonal": lambda seed: inits.Orthogonal(seed=seed),
+    "VarianceScaling": lambda seed: inits.VarianceScaling(2.0, "fan_out", "uniform", seed=seed),
+    "Constant": lambda seed: inits.Constant(0.25),
+}
+SEEDS = {
+    "int_seed": lambda k: 7 + k,
+    # A SeedGenerator draws anew at every call: matching Keras needs the
+    # same number of calls in the same order.
+    "seed_generator": lambda k: keras.random.SeedGenerator(7 + k),
+}
+
+
+def _initializers(name, seed_kind):
+    make, seed = SEEDED[name], SEEDS[seed_kind]
+    # An orthogonal bias is refused (by Keras too): rank 1.
+    make_bias = SEEDED["RandomNormal"] if name == "Orthogonal" else make
+    return {
+        "kernel_initializer": make(seed(0)),
+        "recurrent_initializer": make(seed(1)),
+        "bias_initializer": make_bias(seed(2)),
+    }
+
+
+def _initial_fused_weights(layer):
+    return [to_numpy(w) for w in klg.get_fused_weights(layer.cell)]
+
+
+@pytest.mark.parametrize("unit_forget_bias", [True, False], ids=["unit_forget_bias", "plain"])
+@pytest.mark.parametrize("seed_kind", list(SEEDS))
+@pytest.mark.parametrize("name", list(SEEDED))
+def test_seeded_initial_weights_are_keras_ones(name, seed_kind, unit_forget_bias):
+    ref = keras.layers.LSTM(5, unit_forget_bias=unit_forget_bias, **_initializers(name, seed_kind))
+    ref.build((None, None, 3))
+    ours = klg.LSTM(5, unit_forget_bias=unit_forget_bias, **_initializers(name, seed_kind))
+    ours.build((None, None, 3))
+    for what, a, b in zip(
+        ("kernel", "recurrent_kernel", "bias"), _initial_fused_weights(ours), ref.weights
+    ):
+        assert_close(f"initial {what}", a, b, atol=0.0)
+
+
+def test_default_initial_weights_are_keras_ones_under_a_global_seed():
+    # Unseeded initializers take their seed from Keras's global generator
+    # when they are made: klg makes them in Keras's order.
+    keras.utils.set_random_seed(11)
+    ref = keras.layers.LSTM(5)
+    ref.build((None, None, 3))
+    keras.utils.set_random_seed(11)
+    ours = klg.LSTM(5)
+    ours.build((None, None, 3))
+    for what, a, b in zip(
+        ("kernel", "recurrent_kernel", "bias"), _initial_fused_weights(ours), ref.weights
+    ):
+        assert_close(f"initial {what}", a, b, atol=0.0)
+
+
+def test_unit_forget_bias_draws_the_input_block_and_the_candidate_output_blocks_apart():
+    # Keras's three draws, written out: init((H,)), ones, init((2H,)).
+    init = inits.RandomNormal(seed=3)
+    layer = klg.LSTM(4, bias_initializer=init)
+    layer.build((None, None, 2))
+    cell = layer.cell
+    np.testing.assert_array_equal(to_numpy(cell.input_gate.bias), to_numpy(init((4,))))
+    np.testing.assert_array_equal(to_numpy(cell.forget_gate.bias), np.ones(4))
+    both = to_numpy(init((8,)))
+    np.testing.assert_array_equal(to_numpy(cell.candidate.bias), both[:4])
+    np.testing.assert_array_equal(to_numpy(cell.output_gate.bias), both[4:])
