@@ -7,7 +7,8 @@ not look at the rest, so a configuration edited to another variant (say
 gate.  The cell therefore saves a small record of its parts (which gates,
 and which weights each gate has) next to them, and checks it on load: a saved
 weight that would find no place is an error.  Files without the record
-(written by klg before it existed) load as before.
+(written by klg before it existed) load as before; for them, a saved gate
+group that the configured cell has no gate for is an error (HDF5 stores).
 
 The cell also recognises ``keras.layers.LSTM``'s fused arrays where its own
 store would be (``layers/<lstm>/cell/vars/0..2``), so that
@@ -18,6 +19,8 @@ built with ``keras.layers.LSTM``.
 import json
 
 import numpy as np
+
+from .variants import GATE_NAMES
 
 # The record's key in the cell's variable store (beside Keras's "0", "1", ...).
 RECORD_KEY = "klg_parts"
@@ -116,13 +119,51 @@ def load_keras_fused(cell, store, keys):
         gate._klg_loaded_from_fused = True
 
 
+def saved_gate_groups(store):
+    """The gates that have saved weights under the cell's group of an HDF5
+    store (``None`` where the store is not one: a ``.npz`` store)."""
+    h5 = getattr(store, "h5_file", None)
+    path = getattr(store, "_h5_entry_path", None)
+    if h5 is None or not path or path not in h5:
+        return None
+    found = set()
+
+    def visit(name, obj):
+        parts = name.split("/")
+        if len(parts) >= 2 and parts[-1] == "vars" and parts[-2] in GATE_NAMES and len(obj):
+            found.add(parts[-2])
+
+    h5[path].visititems(visit)
+    return found
+
+
+def check_saved_gates(cell, store):
+    """For a file without the record: a saved gate the cell does not have
+    would be dropped, so it is an error."""
+    saved = saved_gate_groups(store)
+    if not saved:
+        return
+    lost = sorted(saved - set(cell.present_gates), key=GATE_NAMES.index)
+    if lost:
+        raise ValueError(
+            f"{cell.name}: the file holds weights of {lost}, which this cell "
+            f"(variant {cell.spec.name!r}, peepholes={cell.spec.peepholes}; parts "
+            f"{list(cell.present_gates)}) does not have: they would be dropped. Load the "
+            "file into a model configured as it was saved, or rebuild the model from the "
+            "file's own configuration."
+        )
+
+
 def load_cell_variables(cell, store):
     """``LSTMCell.load_own_variables``: check the record, or load Keras's
-    fused arrays, or (a file from before the record) do nothing."""
+    fused arrays, or (a file from before the record) check that every saved
+    gate has a place."""
     keys = [str(k) for k in store.keys()]
     if RECORD_KEY in keys:
         check_record(cell, decode(store[RECORD_KEY]))
         keys.remove(RECORD_KEY)
+    elif not keys:
+        check_saved_gates(cell, store)
     if not keys:
         return
     if all(k.isdigit() for k in keys):

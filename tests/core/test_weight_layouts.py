@@ -276,17 +276,31 @@ def test_saved_record_names_the_parts(rng, tmp_path):
 def test_file_without_the_record_still_loads(rng, tmp_path, variant):
     # Files written before the record existed have an empty cell group.
     model, path = saved_model(rng, tmp_path, variant=variant)
-
-    def drop_record(h5):
-        found = []
-        h5.visit(lambda n: found.append(n) if n.endswith(saved_parts.RECORD_KEY) else None)
-        assert len(found) == 1
-        del h5[found[0]]
-
     old = rewrite_keras_file(path, tmp_path / "old.keras", edit_h5=drop_record)
     loaded = keras.models.load_model(old)
     x = rng.normal(size=(2, 5, INPUT_DIM)).astype("float32")
     np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
+
+
+def drop_record(h5):
+    found = []
+    h5.visit(lambda n: found.append(n) if n.endswith(saved_parts.RECORD_KEY) else None)
+    assert len(found) == 1
+    del h5[found[0]]
+
+
+@pytest.mark.parametrize("edited", ["CIFG", "NIG"])
+def test_file_without_the_record_edited_to_fewer_gates_is_an_error(rng, tmp_path, edited):
+    _, path = saved_model(rng, tmp_path)
+    old = rewrite_keras_file(
+        path,
+        tmp_path / "old.keras",
+        edit_config=set_in_lstm_config(variant=edited),
+        edit_h5=drop_record,
+    )
+    lost = "forget_gate" if edited == "CIFG" else "input_gate"
+    with pytest.raises(ValueError, match=f"holds weights of \\['{lost}'\\].*would be dropped"):
+        keras.models.load_model(old)
 
 
 def test_gate_weight_count_mismatch_raises(rng, tmp_path):
