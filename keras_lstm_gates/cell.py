@@ -203,10 +203,12 @@ class LSTMCell(Layer, DropoutRNNCell):
             self.chrono_seed = int(np.random.randint(2**31 - 1))
 
         self.gates = {}
+        # One draw per fused weight, sliced by the four parts (see FusedSlice).
+        draws = {kind: {} for kind in ("kernel", "recurrent", "bias", "bias_i", "bias_co")}
         for name in GATE_NAMES:
             gate = None
             if name in self.spec.present_gates:
-                gate = _GATE_CLASSES[name](self.units, **self._gate_kwargs(name))
+                gate = _GATE_CLASSES[name](self.units, **self._gate_kwargs(name, draws))
             self.gates[name] = gate
         self.input_gate = self.gates["input_gate"]
         self.forget_gate = self.gates["forget_gate"]
@@ -259,13 +261,44 @@ class LSTMCell(Layer, DropoutRNNCell):
                     f"gate_options[{gate!r}]['bias_initializer'] sets it too; pass one of them."
                 )
 
-    def _gate_kwargs(self, name):
+    def _forget_bias_set_apart(self):
+        """Whether the forget gate's initial bias comes from its own source
+        (``unit_forget_bias``, ``forget_bias`` or chrono) rather than from the
+        cell's ``bias_initializer``."""
+        if not self.spec.has_forget_gate:
+            return False
+        return (
+            self.unit_forget_bias or self.forget_bias is not None or self.chrono_t_max is not None
+        )
+
+    def _bias_initializer(self, name, draws):
+        """The cell-level bias initializer of part ``name``, drawn as
+        ``keras.layers.LSTMCell`` draws its fused bias.
+
+        Keras draws ``bias_initializer((4H,))``; with ``unit_forget_bias`` it
+        draws ``bias_initializer((H,))`` for the input gate, sets the forget
+        block to ones, and draws ``bias_initializer((2H,))`` for the
+        candidate and output blocks.  Each part takes its block of the same
+        draws, so a seeded initializer gives the same biases as Keras.
+        """
+        if not self._forget_bias_set_apart():
+            return FusedSlice(self.bias_initializer, _KERAS_INDEX[name], draws=draws["bias"])
+        if name == "input_gate":
+            return FusedSlice(self.bias_initializer, 0, count=1, draws=draws["bias_i"])
+        index = {"candidate": 0, "output_gate": 1}.get(name)
+        if index is None:  # the forget gate: replaced by _gate_kwargs
+            return None
+        return FusedSlice(self.bias_initializer, index, count=2, draws=draws["bias_co"])
+
+    def _gate_kwargs(self, name, draws):
         index = _KERAS_INDEX[name]
         kwargs = {
             "use_bias": self.use_bias,
-            "kernel_initializer": FusedSlice(self.kernel_initializer, index),
-            "recurrent_initializer": FusedSlice(self.recurrent_initializer, index),
-            "bias_initializer": FusedSlice(self.bias_initializer, index),
+            "kernel_initializer": FusedSlice(self.kernel_initializer, index, draws=draws["kernel"]),
+            "recurrent_initializer": FusedSlice(
+                self.recurrent_initializer, index, draws=draws["recurrent"]
+            ),
+            "bias_initializer": self._bias_initializer(name, draws),
             # The layer-level regularizers and constraints act on the fused
             # matrices (fused_options), not on the gate variables.
             "dtype": self.dtype_policy,
@@ -313,6 +346,12 @@ class LSTMCell(Layer, DropoutRNNCell):
             )
         for gate in self.present_gates.values():
             gate.build((None, input_dim))
+        for gate in self.present_gates.values():  # let go of the shared draws
+            for init in (gate.kernel_initializer, gate.recurrent_initializer):
+                if isinstance(init, FusedSlice) and init.draws:
+                    init.draws.clear()
+            if isinstance(gate.bias_initializer, FusedSlice) and gate.bias_initializer.draws:
+                gate.bias_initializer.draws.clear()
         fused_options.attach_fused_constraints(self)
         self.input_dim = int(input_dim)
         self.built = True
