@@ -20,15 +20,25 @@ Nothing runs on import (``pytest --doctest-modules`` imports this file).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import re
 import sys
+from pathlib import Path
 
 DEVICES = 4  # simulated JAX host devices
 TF_REPLICAS = 2  # logical TensorFlow CPUs
 BATCH, TIME, FEATURES, UNITS = 16, 6, 4, 8
 GATES = ("input_gate", "forget_gate", "candidate", "output_gate")  # Keras's fused order
-SCENARIOS = ("jax_data_parallel", "jax_model_parallel", "tf_mirrored")
+SCENARIOS = ("jax_data_parallel", "jax_model_parallel", "tf_mirrored", "docs_jax", "docs_tf")
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "many-devices.md"
+# A titled code block of the page: ```py title="..." (not run by the docs
+# tests, which run only ```python blocks) or ```python title="...".
+TITLED_BLOCK = re.compile(
+    r'^```(?P<lang>py|python) title="(?P<title>[^"]*)"[ \t]*\n(?P<body>.*?)^```[ \t]*$', re.M | re.S
+)
 
 
 def configure_environment(scenario):
@@ -273,13 +283,52 @@ def main_tf():
     return result
 
 
+def page_blocks(lang, title_start):
+    """The page's ``lang`` blocks whose title starts with ``title_start``, in order."""
+    text = PAGE.read_text(encoding="utf-8")
+    return [
+        m.group("body")
+        for m in TITLED_BLOCK.finditer(text)
+        if m.group("lang") == lang and m.group("title").startswith(title_start)
+    ]
+
+
+def run_page_blocks(blocks):
+    """Run the blocks in order in one namespace; their printed output."""
+    namespace = {"__name__": "__main__"}
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        for k, code in enumerate(blocks, start=1):
+            exec(compile(code, f"{PAGE.name} (block {k})", "exec"), namespace)
+    return {"blocks": len(blocks), "output": output.getvalue()}
+
+
+def main_docs(scenario):
+    """The page's blocks that the docs tests cannot run, on simulated devices.
+
+    JAX: every ``py`` block titled "JAX backend..." (the first sets
+    ``XLA_FLAGS`` itself).  TensorFlow: the "TensorFlow backend, 2 logical
+    CPUs" ``py`` block, then the ``python`` block titled "TensorFlow backend".
+    """
+    if scenario == "docs_jax":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        return run_page_blocks(page_blocks("py", "JAX backend"))
+    return run_page_blocks(
+        page_blocks("py", "TensorFlow backend, 2 logical CPUs")
+        + page_blocks("python", "TensorFlow backend")
+    )
+
+
 def main(argv):
     if len(argv) != 2 or argv[1] not in SCENARIOS:
         sys.stderr.write(f"usage: distribution_worker.py {{{','.join(SCENARIOS)}}}\n")
         return 2
     scenario = argv[1]
-    configure_environment(scenario)
-    result = main_tf() if scenario == "tf_mirrored" else main_jax(scenario)
+    if scenario.startswith("docs"):
+        result = main_docs(scenario)
+    else:
+        configure_environment(scenario)
+        result = main_tf() if scenario == "tf_mirrored" else main_jax(scenario)
     sys.stdout.write("\n" + json.dumps(result) + "\n")
     return 0
 

@@ -29,6 +29,8 @@ import keras
 import numpy as np
 import pytest
 
+import keras_lstm_gates as klg
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_PATH = Path(__file__).with_name("distribution_worker.py")
 _spec = importlib.util.spec_from_file_location("distribution_worker", WORKER_PATH)
@@ -193,3 +195,34 @@ def test_tf_mirrored_strategy_matches_one_device():
             "device:CPU:0",
             "device:CPU:1",
         ], (name, layout)
+
+
+# -- every backend: what several processes need ------------------------------------
+
+
+def test_unseeded_chrono_follows_the_keras_global_seed():
+    """Every process of a multi-host run must build the same initial weights.
+
+    ``keras.distribution.initialize`` makes them common by calling
+    ``keras.utils.set_random_seed`` with one value in every process; the
+    chrono initialisation without ``chrono_seed`` must follow that seed, as
+    Keras's own initializers do (it drew its seed from OS entropy before).
+    """
+
+    def build(seed):
+        keras.utils.set_random_seed(seed)
+        layer = klg.LSTM(4, chrono_t_max=50)
+        layer.build((None, 3, 2))
+        cell = layer.cell
+        return {
+            "chrono_seed": cell.chrono_seed,
+            "forget_bias": keras.ops.convert_to_numpy(cell.forget_gate.bias),
+            "input_bias": keras.ops.convert_to_numpy(cell.input_gate.bias),
+            "kernel": keras.ops.convert_to_numpy(cell.forget_gate.kernel),
+        }
+
+    first, again, other = build(123), build(123), build(124)
+    assert first["chrono_seed"] == again["chrono_seed"] != other["chrono_seed"]
+    for key in ("forget_bias", "input_bias", "kernel"):
+        np.testing.assert_array_equal(first[key], again[key], err_msg=key)
+        assert not np.array_equal(first[key], other[key]), key
