@@ -9,11 +9,19 @@ The label is the first symbol, so the network must carry it across the
 whole sequence.  The demo prints the test accuracy, the parity of the trained
 layer with ``keras.layers.LSTM`` holding the same weights, writes a picture
 of the forget gate over time and prints the gate saturation summary.
+
+While it trains, ``klg.GateMonitor`` watches the gates on 64 test sequences:
+the demo prints how the forget gate's saturation changed epoch by epoch and,
+with ``tensorboard`` installed, writes TensorBoard logs (the monitor's
+``gates`` run beside Keras's ``train`` and ``validation`` runs) to
+``build/demo/tensorboard``.
 """
 
 import argparse
+import importlib.util
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -66,8 +74,15 @@ def main(argv=None):
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="build/demo", help="where the figures go")
+    parser.add_argument(
+        "--logdir",
+        default=None,
+        help="TensorBoard log folder (default OUT/tensorboard; needs the tensorboard package)",
+    )
     args = parser.parse_args(argv)
 
+    # A clean first screen: no TensorFlow/XLA start-up log lines.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
     start = time.perf_counter()
@@ -81,7 +96,21 @@ def main(argv=None):
     model = build_model(
         args.length, features, args.classes, args.units, args.seed, chrono=not args.no_chrono
     )
-    model.fit(x_train, y_train, batch_size=64, epochs=args.epochs, verbose=2, validation_split=0.1)
+    from .monitor import GateSaturationWarning
+
+    callbacks, monitor = monitor_callbacks(x_test[:64], args)
+    with warnings.catch_warnings(record=True) as alerts:
+        warnings.simplefilter("always", GateSaturationWarning)
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=64,
+            epochs=args.epochs,
+            verbose=2,
+            validation_split=0.1,
+            callbacks=callbacks,
+        )
+    print_monitor(monitor, [a for a in alerts if issubclass(a.category, GateSaturationWarning)])
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(f"test accuracy: {accuracy:.3f}")
 
@@ -103,6 +132,46 @@ def main(argv=None):
         gate_report(model, x_test[:64], args.out)
     print(f"done in {time.perf_counter() - start:.1f} s")
     return accuracy
+
+
+def monitor_callbacks(x_probe, args):
+    """klg.GateMonitor on ``x_probe`` and, when ``tensorboard`` is installed,
+    TensorBoard logs from it and from ``keras.callbacks.TensorBoard``."""
+    import keras
+
+    from .monitor import GateMonitor
+
+    log_dir = None
+    if importlib.util.find_spec("tensorboard") is not None:
+        log_dir = args.logdir or os.path.join(args.out, "tensorboard")
+    monitor = GateMonitor(x_probe, log_dir=log_dir)
+    callbacks = [monitor]
+    if log_dir is not None and importlib.util.find_spec("tensorflow") is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False))
+    return callbacks, monitor
+
+
+def print_monitor(monitor, alerts):
+    """The forget gate of each layer, epoch by epoch, from the monitor."""
+    layers = sorted(
+        {k.split("/forget_gate/")[0] for k in monitor.history[0] if "/forget_gate/" in k}
+    )
+    print(
+        f"Forget gate during training (klg.GateMonitor on {monitor.traces[layers[0]].batch_size} "
+        f"test sequences; saturated: f < {monitor.left:g} or f > {monitor.right:g}):"
+    )
+    print("layer      epoch  mean f  f > 0.9  units mostly f > 0.9")
+    for layer in layers:
+        for h in monitor.history:
+            mean, right, units = (
+                h[f"{layer}/forget_gate/{s}"] for s in ("mean", "right_saturated", "mostly_right")
+            )
+            print(f"{layer:<10} {h['epoch'] + 1:>5}  {mean:>6.3f}  {right:>7.1%}  {units:>20.0%}")
+    for alert in alerts:
+        print(f"note: {alert.message}")
+    if monitor.log_dir is not None:
+        print(f"TensorBoard logs: tensorboard --logdir {monitor.log_dir}")
+    print(f"(the monitor took {monitor.seconds:.1f} s of the training time)")
 
 
 if __name__ == "__main__":

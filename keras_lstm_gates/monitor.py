@@ -191,8 +191,9 @@ class GateMonitor(keras.callbacks.Callback):
             hands to the callbacks after this one (``CSVLogger``, the progress
             bar, ``EarlyStopping``...), on the epochs the monitor traces.
         images_every: with ``log_dir``, draw the forget-gate heatmap and the
-            saturation scatter every this many *traced* epochs (and after
-            the last epoch); drawing is the slow part of the monitor.
+            saturation scatter at the first traced epoch, every this many
+            traced epochs after it, and after the last one (when training
+            ends); drawing is the slow part of the monitor.
         sample: which sequence of ``inputs`` the heatmap shows.
         warn_units, warn_epochs: warn (once, with the numbers) when a
             layer's forget gates are mostly right-saturated (memory always
