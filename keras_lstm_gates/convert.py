@@ -90,8 +90,16 @@ class _Converter:
         self.to = to
         self.source = _is_keras_lstm if to == "klg" else _is_klg_lstm
         self.source_name = "keras.layers.LSTM" if to == "klg" else "klg.LSTM"
+        self.cache = {}
 
     def __call__(self, layer):
+        # One new layer per original, so a layer shared by several models
+        # (or called twice) stays shared.
+        if id(layer) not in self.cache:
+            self.cache[id(layer)] = self.build(layer)
+        return self.cache[id(layer)]
+
+    def build(self, layer):
         if self.source(layer):
             return self.lstm(layer)
         if isinstance(layer, keras.layers.Bidirectional):
@@ -133,7 +141,20 @@ class _Converter:
             ) from None
 
     def model(self, model):
-        return keras.models.clone_model(model, clone_function=self, recursive=True)
+        # Nested models come back to __call__ (recursive=False), so each level
+        # gets inputs named after the original's InputLayers.
+        inputs = None
+        if isinstance(model, Functional):
+            inputs = tree.map_structure(_input_like, model.input)
+        return keras.models.clone_model(model, input_tensors=inputs, clone_function=self)
+
+
+def _input_like(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    name = history[0].name if history else tensor.name
+    return keras.Input(
+        batch_shape=tensor.shape, dtype=tensor.dtype, sparse=tensor.sparse, name=name
+    )
 
 
 # -- the copy pass -------------------------------------------------------------
@@ -194,10 +215,13 @@ def _copy(source, target):
             _copy_leaf(s, t, path or s.name)
     # Parents first: setting a layer's `trainable` sets its sublayers' and
     # their variables', so a sublayer frozen on its own inside a trainable
-    # model stays frozen.  Set even where the flag already agrees: a layer
-    # made with trainable=False may still hold variables marked trainable.
+    # model stays frozen.  Set even where the flag already agrees (a klg
+    # LSTM made with trainable=False holds gate variables still marked
+    # trainable), through Keras's setter itself: on TensorFlow,
+    # `t.trainable = value` is skipped when the flag already equals value.
+    set_trainable = keras.layers.Layer.trainable.fset
     for s, t, _ in pairs:
-        t.trainable = s.trainable
+        set_trainable(t, s.trainable)
 
 
 def _input_dim(lstm_like):
