@@ -274,3 +274,43 @@ def test_constraint_skips_a_frozen_gate(rng):
         np.testing.assert_allclose(
             to_numpy(layer.cell.gates[n].kernel), fused[:, k * UNITS : (k + 1) * UNITS], atol=1e-6
         )
+
+
+def test_mixed_precision_weights_after_fit_match_keras(rng):
+    keras.config.set_dtype_policy("mixed_float16")
+    ref, ours = keras_and_klg(
+        rng,
+        kernel_constraint=constraints.UnitNorm(axis=1),
+        recurrent_regularizer=regularizers.OrthogonalRegularizer(0.1),
+    )
+    x = rng.normal(size=(BATCH, TIME, INPUT_DIM)).astype("float32")
+    y = rng.normal(size=(BATCH, UNITS)).astype("float32")
+    for model in (ref, ours):
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    ref.fit(x, y, batch_size=2, epochs=1, verbose=0, shuffle=False)
+    ours.fit(x, y, batch_size=2, epochs=1, verbose=0, shuffle=False)
+    # float16 compute: Keras's own LSTM and klg round differently.
+    for a, b in zip(klg.get_fused_weights(ours.layers[0]), ref.layers[0].get_weights()):
+        np.testing.assert_allclose(a, b, atol=2e-3)
+    np.testing.assert_allclose(
+        np.linalg.norm(klg.get_fused_weights(ours.layers[0])[0], axis=1), 1.0, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("variant", ["CIFG", "NFG"])
+def test_variant_constraint_acts_on_the_gates_it_has(rng, variant):
+    layer = klg.LSTM(UNITS, variant=variant, recurrent_constraint=constraints.UnitNorm(axis=1))
+    layer.build((None, None, INPUT_DIM))
+    for w in layer.weights:
+        w.assign(rng.normal(size=w.shape).astype("float32"))
+    present = [n for n in KERAS_ORDER if layer.cell.gates[n] is not None]
+    before = np.concatenate(
+        [to_numpy(layer.cell.gates[n].recurrent_kernel) for n in present], axis=-1
+    )
+    variables = layer.trainable_variables
+    keras.optimizers.SGD(0.0).apply([ops.zeros(v.shape, "float32") for v in variables], variables)
+    expected = before / np.linalg.norm(before, axis=1, keepdims=True)
+    after = np.concatenate(
+        [to_numpy(layer.cell.gates[n].recurrent_kernel) for n in present], axis=-1
+    )
+    np.testing.assert_allclose(after, expected, atol=1e-6)
