@@ -315,7 +315,11 @@ def convert(model, to="klg"):
     converter = _Converter(to)
     if isinstance(model, keras.Model):
         if not _is_graph_model(model):
-            raise _subclassed_error(model, "layers Keras cannot list in call order")
+            inner = _find(model, converter.source)
+            raise _subclassed_error(
+                model,
+                f"{converter.source_name} layers at {inner}" if inner else "no layer to convert",
+            )
         if not model.built:
             raise ValueError(
                 f"klg.convert: {model.name!r} is not built, so it has no weights to "
