@@ -96,11 +96,22 @@ class LSTMCell(Layer, DropoutRNNCell):
             (Jozefowicz et al. 2015).
         kernel_regularizer, recurrent_regularizer, bias_regularizer,
         kernel_constraint, recurrent_constraint, bias_constraint: as in Keras.
-        dropout: fraction of the inputs dropped (one mask per sequence,
-            shared by the four parts).
-        recurrent_dropout: fraction of ``h_{t-1}`` dropped (one mask per
-            sequence, shared by the four parts; Gal & Ghahramani 2016, tied).
-        seed: seed of the dropout masks.
+        dropout: fraction of the inputs dropped (one mask per sequence, or
+            one per part; see ``implementation``).
+        recurrent_dropout: fraction of ``h_{t-1}`` dropped, one mask per part
+            and per sequence (Gal & Ghahramani 2016), as in Keras.
+        seed: seed of the dropout masks.  The masks are drawn as
+            ``keras.layers.LSTMCell`` draws them, so a layer seeded alike
+            drops the same units.
+        implementation: ``1`` or ``2`` (default), as in Keras, where it
+            selects how the dropout masks are drawn and applied, and nothing
+            else: with ``1``, four independent input-dropout masks and four
+            recurrent-dropout masks, one per part, each applied before that
+            part's matmul; with ``2``, one input-dropout mask shared by the
+            four parts.  As in Keras, ``recurrent_dropout > 0`` sets it to
+            ``1``.  It does not change the numbers without dropout, nor the
+            kernel that runs: the parts' matmuls are fused on either setting
+            (per part only while per-part masks apply).
         gate_options: per-part overrides, e.g.
             ``{"forget_gate": {"bias_initializer": "ones"}}``.  Keys are
             ``input_gate``, ``forget_gate``, ``candidate``, ``output_gate``;
@@ -155,9 +166,15 @@ class LSTMCell(Layer, DropoutRNNCell):
         forget_bias=None,
         chrono_t_max=None,
         chrono_seed=None,
+        implementation=2,
         **kwargs,
     ):
         self.units = check_units(units)
+        if isinstance(implementation, bool) or implementation not in (1, 2):
+            raise ValueError(
+                "Expected `implementation` to be 1 (one dropout mask per gate) or 2 "
+                f"(one dropout mask shared by the gates), received implementation={implementation!r}."
+            )
         super().__init__(**kwargs)
         self.spec = VariantSpec(variant, peepholes)
         self.activation = activations.get(activation)
@@ -178,6 +195,10 @@ class LSTMCell(Layer, DropoutRNNCell):
                 raise ValueError(f"Expected `{arg}` in [0, 1], received {arg}={rate!r}.")
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
+        # As keras.layers.LSTMCell: recurrent dropout means one mask per gate.
+        self.implementation = 1 if self.recurrent_dropout else int(implementation)
+        if self.implementation == 1:
+            self.dropout_mask_count = 4  # read by DropoutRNNCell, in Keras's gate order
         self.seed = seed
         self.seed_generator = keras_random.SeedGenerator(seed=seed)
         self.gate_options = check_gate_options(gate_options, self.spec)
@@ -398,13 +419,16 @@ class LSTMCell(Layer, DropoutRNNCell):
         weights."""
         self._check_step_input(inputs)
         h_prev, c_prev = states[0], states[1]
+        dp = rdp = None
         if training and 0.0 < self.dropout < 1.0:
-            inputs = inputs * self.get_dropout_mask(inputs)
+            dp = self.get_dropout_mask(inputs)
         if training and 0.0 < self.recurrent_dropout < 1.0:
-            h_prev = h_prev * self.get_recurrent_dropout_mask(h_prev)
+            rdp = self.get_recurrent_dropout_mask(h_prev)
         plan = recurrence.StepPlan(self)
         kernel, recurrent_kernel, bias = plan.weights()
-        z = ops.matmul(inputs, kernel) + ops.matmul(h_prev, recurrent_kernel)
+        z = recurrence.project(plan, inputs, kernel, dp) + recurrence.project(
+            plan, h_prev, recurrent_kernel, rdp, recurrent=True
+        )
         if bias is not None:
             z = z + bias
         grk = plan.gate_recurrent_kernel() if self.spec.full_gate_recurrence else None
@@ -478,6 +502,7 @@ class LSTMCell(Layer, DropoutRNNCell):
             "forget_bias": self.forget_bias,
             "chrono_t_max": self.chrono_t_max,
             "chrono_seed": self.chrono_seed,
+            "implementation": self.implementation,
         }
         return {**super().get_config(), **config}
 

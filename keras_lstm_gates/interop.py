@@ -233,6 +233,8 @@ def lstm_from_keras(cls, keras_layer, **overrides):
             f"{keras_layer.name} is not built: call it on data first so that its weights exist."
         )
     config = {k: v for k, v in keras_layer.get_config().items() if k not in _NOT_CARRIED}
+    # Keras keeps `implementation` out of its config; the cell holds it.
+    config["implementation"] = getattr(keras_layer.cell, "implementation", 2)
     config.update(overrides)
     layer = cls(**config)
     input_dim = keras_layer.cell.kernel.shape[0]

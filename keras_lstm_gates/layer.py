@@ -67,6 +67,9 @@ class LSTM(RNN):
             (require it; raise otherwise) or ``False``.
         gate_options, variant, peepholes, forget_bias, chrono_t_max,
         chrono_seed: see :class:`keras_lstm_gates.LSTMCell`.
+        implementation: ``1`` or ``2``: how the dropout masks are drawn
+            and applied, as in ``keras.layers.LSTM`` (see
+            :class:`keras_lstm_gates.LSTMCell`); it changes nothing else.
         return_gates: if True, also return a dict of per-timestep traces
             ``{"input_gate", "forget_gate", "candidate", "output_gate",
             "cell_state"}``, each (batch, time, units), in processing order
@@ -124,6 +127,7 @@ class LSTM(RNN):
         chrono_t_max=None,
         chrono_seed=None,
         return_gates=False,
+        implementation=2,
         **kwargs,
     ):
         if not (isinstance(use_cudnn, bool) or use_cudnn == "auto"):  # not 0 / 1
@@ -155,6 +159,7 @@ class LSTM(RNN):
             forget_bias=forget_bias,
             chrono_t_max=chrono_t_max,
             chrono_seed=chrono_seed,
+            implementation=implementation,
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="lstm_cell",
@@ -235,6 +240,8 @@ class LSTM(RNN):
                 return f"the {name} activation must be sigmoid"
         if cell.recurrent_dropout:
             return "recurrent_dropout must be 0"
+        if cell.implementation == 1 and cell.dropout:
+            return "implementation=1 with dropout draws one input mask per gate"
         if not cell.use_bias:
             return "use_bias must be True"
         if self.unroll:
@@ -356,6 +363,11 @@ class LSTM(RNN):
                     f"{self._expected_batch_size}, received {batch_size}."
                 )
         self._check_initial_state(initial_state, batch_size)
+        # As keras.layers.RNN: draw the dropout masks at every call, in
+        # training or not, so that a seeded layer's generator advances as
+        # Keras's does and both draw the same masks.
+        self.cell.get_dropout_mask(sequences[:, 0, :])
+        self.cell.get_recurrent_dropout_mask(initial_state[0])
         last_output, outputs, states, trace = self._run(sequences, initial_state, mask, training)
         self.cell.reset_dropout_mask()
         self.cell.reset_recurrent_dropout_mask()
@@ -472,6 +484,7 @@ class LSTM(RNN):
             "chrono_t_max": cell.chrono_t_max,
             "chrono_seed": cell.chrono_seed,
             "return_gates": self.return_gates,
+            "implementation": cell.implementation,
         }
         base = super().get_config()
         del base["cell"]
@@ -504,6 +517,7 @@ for _name in (
     "gate_options",
     "forget_bias",
     "chrono_t_max",
+    "implementation",
 ):
     setattr(LSTM, _name, property(lambda self, _n=_name: getattr(self.cell, _n)))
 del _name

@@ -63,6 +63,34 @@ class StepPlan:
         return _concat([g.gate_recurrent_kernel for g in gates])
 
 
+def per_gate_masks(masks):
+    """Whether ``masks`` holds one dropout mask per gate (a list, in Keras's
+    gate order i, f, c, o) rather than one mask shared by the gates."""
+    return isinstance(masks, (list, tuple))
+
+
+def project(plan, x, fused, masks=None, recurrent=False):
+    """``x @ fused`` with dropout ``masks`` applied to ``x`` first.
+
+    ``x`` is (..., batch, features) and ``fused`` the concatenated kernel
+    (or recurrent kernel, with ``recurrent``) of ``plan``'s gates.  A
+    shared mask multiplies ``x`` once; per-gate masks (``implementation=1``)
+    give each gate its own masked copy of ``x`` and its own matmul, as
+    ``keras.layers.LSTMCell`` does.
+    """
+    if masks is None:
+        return ops.matmul(x, fused)
+    if not per_gate_masks(masks):
+        return ops.matmul(x * ops.cast(masks, x.dtype), fused)
+    blocks = []
+    for name in plan.order:
+        gate = plan.cell.gates[name]
+        weight = gate.recurrent_kernel if recurrent else gate.kernel
+        mask = ops.cast(masks[KERAS_ORDER.index(name)], x.dtype)
+        blocks.append(ops.matmul(x * mask, ops.cast(weight, x.dtype)))
+    return _concat(blocks)
+
+
 def _concat(tensors):
     tensors = [ops.convert_to_tensor(t) for t in tensors]
     return tensors[0] if len(tensors) == 1 else ops.concatenate(tensors, axis=-1)
@@ -170,8 +198,9 @@ def run_sequence(
     grk = plan.gate_recurrent_kernel() if plan.spec.full_gate_recurrence else None
     dtype = kernel.dtype
     x = ops.cast(inputs, dtype)
-    if input_dropout_mask is not None:
+    if input_dropout_mask is not None and not per_gate_masks(input_dropout_mask):
         x = x * ops.expand_dims(ops.cast(input_dropout_mask, dtype), 1)
+        input_dropout_mask = None
     x = ops.transpose(x, (1, 0, 2))  # time major
     mask = check_mask(mask, inputs.shape)
     if mask is not None:
@@ -182,7 +211,12 @@ def run_sequence(
         if mask is not None:
             mask = ops.flip(mask, axis=0)
 
-    if not unroll and recurrent_dropout_mask is None and uses_vanilla_kernel(plan):
+    if (
+        not unroll
+        and recurrent_dropout_mask is None
+        and input_dropout_mask is None
+        and uses_vanilla_kernel(plan)
+    ):
         return _run_vanilla_kernel(
             plan,
             x,
@@ -195,12 +229,11 @@ def run_sequence(
             unroll,
         )
 
-    # The input projection of every step in one matmul.
-    xz = ops.matmul(x, kernel)
+    # The input projection of every step in one matmul (one per gate with
+    # per-gate dropout masks).
+    xz = project(plan, x, kernel, input_dropout_mask)
     if bias is not None:
         xz = xz + bias
-    if recurrent_dropout_mask is not None:
-        recurrent_dropout_mask = ops.cast(recurrent_dropout_mask, dtype)
 
     h0 = ops.cast(initial_state[0], dtype)
     c0 = ops.cast(initial_state[1], dtype)
@@ -215,8 +248,7 @@ def run_sequence(
             xz_t, m_t = xs
         else:
             xz_t, m_t = xs, None
-        h_in = h_prev if recurrent_dropout_mask is None else h_prev * recurrent_dropout_mask
-        z = xz_t + ops.matmul(h_in, recurrent_kernel)
+        z = xz_t + project(plan, h_prev, recurrent_kernel, recurrent_dropout_mask, True)
         h, c, gates = step(plan, z, c_prev, gate_prev, grk)
         new_carry = [h, c]
         if grk is not None:

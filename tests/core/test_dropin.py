@@ -272,3 +272,124 @@ def test_unit_forget_bias_draws_the_input_block_and_the_candidate_output_blocks_
     both = to_numpy(init((8,)))
     np.testing.assert_array_equal(to_numpy(cell.candidate.bias), both[:4])
     np.testing.assert_array_equal(to_numpy(cell.output_gate.bias), both[4:])
+
+
+# -- item 1: the implementation argument ---------------------------------------
+
+DROPOUTS = {
+    "dropout": {"dropout": 0.4},
+    "dropout_impl1": {"dropout": 0.4, "implementation": 1},
+    "recurrent": {"recurrent_dropout": 0.3},
+    "both": {"dropout": 0.3, "recurrent_dropout": 0.4},
+    "both_impl2": {"dropout": 0.3, "recurrent_dropout": 0.4, "implementation": 2},
+}
+
+
+@pytest.mark.parametrize("unroll", [False, True], ids=["loop", "unrolled"])
+@pytest.mark.parametrize("config", list(DROPOUTS))
+def test_seeded_dropout_drops_the_units_keras_drops(rng, config, unroll):
+    # Keras draws the masks from the cell's seed generator at every call (in
+    # training or not): four per kind with implementation=1, which
+    # recurrent_dropout > 0 implies.  A klg layer seeded alike draws the same
+    # masks, so training outputs agree to float rounding over several calls.
+    kwargs = DROPOUTS[config]
+    # Keras's own cuDNN attempt fails on every backend with implementation=1
+    # and input dropout alone (it broadcasts the list of four masks as one):
+    # use_cudnn=False takes Keras's generic loop.
+    ref, ours = keras_pair(
+        rng,
+        units=6,
+        input_dim=4,
+        seed=5,
+        use_cudnn=False,
+        unroll=unroll,
+        return_sequences=True,
+        **kwargs,
+    )
+    assert ours.implementation == ref.cell.implementation
+    x = rng.normal(size=(3, 5, 4)).astype("float32")
+    for k, training in enumerate((True, False, True)):
+        assert_close(
+            f"call {k} (training={training})", ours(x, training=training), ref(x, training=training)
+        )
+
+
+def test_per_gate_masks_differ():
+    # implementation=1 really draws four masks: the training output differs
+    # from the shared-mask one of the same seed (implementation=2).
+    x = np.random.default_rng(0).normal(size=(4, 6, 8)).astype("float32")
+    outs = []
+    for implementation in (1, 2):
+        layer = klg.LSTM(5, dropout=0.5, seed=3, implementation=implementation)
+        layer.build((None, None, 8))
+        layer.set_weights([np.full(w.shape, 0.1, "float32") for w in layer.weights])
+        outs.append(to_numpy(layer(x, training=True)))
+    assert not np.allclose(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("config", ["dropout_impl1", "both"])
+def test_cell_in_keras_rnn_drops_the_units_keras_drops(rng, config):
+    # The cell alone, stepped by keras.layers.RNN, against Keras's cell.
+    kwargs = DROPOUTS[config]
+    ref_cell = keras.layers.LSTMCell(6, seed=5, **kwargs)
+    ours_cell = klg.LSTMCell(6, seed=5, **kwargs)
+    ref = keras.layers.RNN(ref_cell, return_sequences=True)
+    ours = keras.layers.RNN(ours_cell, return_sequences=True)
+    ref.build((None, None, 4))
+    ours.build((None, None, 4))
+    ref.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.weights])
+    klg.set_gates_from_fused(ours_cell, *[to_numpy(w) for w in ref_cell.weights])
+    assert ours_cell.implementation == ref_cell.implementation == 1
+    x = rng.normal(size=(3, 5, 4)).astype("float32")
+    assert_close("RNN(LSTMCell) training", ours(x, training=True), ref(x, training=True))
+
+
+@pytest.mark.parametrize("implementation", [1, 2])
+def test_implementation_without_dropout_changes_nothing(rng, implementation):
+    # Keras's own test_correctness, in short: same numbers on either setting.
+    ref, ours = keras_pair(rng, implementation=implementation, return_sequences=True)
+    x = rng.normal(size=(2, 4, 3)).astype("float32")
+    assert_same_call(ref, ours, x, f"implementation={implementation}", training=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [
+        ({}, 2),
+        ({"implementation": 1}, 1),
+        ({"implementation": 2}, 2),
+        ({"recurrent_dropout": 0.2}, 1),
+        ({"recurrent_dropout": 0.2, "implementation": 2}, 1),
+    ],
+)
+def test_implementation_value_and_config(kwargs, expected):
+    ref = keras.layers.LSTM(3, **kwargs)
+    layer = klg.LSTM(3, **kwargs)
+    cell = klg.LSTMCell(3, **kwargs)
+    assert layer.implementation == cell.implementation == ref.cell.implementation == expected
+    assert layer.get_config()["implementation"] == expected
+    assert cell.get_config()["implementation"] == expected
+    assert klg.LSTM.from_config(layer.get_config()).implementation == expected
+    assert klg.LSTMCell.from_config(cell.get_config()).implementation == expected
+
+
+def test_implementation_survives_saving(tmp_path):
+    model = keras.Sequential([keras.Input((4, 3)), klg.LSTM(3, dropout=0.2, implementation=1)])
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    assert keras.models.load_model(path).layers[0].implementation == 1
+
+
+def test_from_keras_and_to_keras_carry_implementation():
+    ref = keras.layers.LSTM(3, implementation=1)
+    ref.build((None, None, 2))
+    ours = klg.LSTM.from_keras(ref)
+    assert ours.implementation == 1
+    assert ours.to_keras().cell.implementation == 1
+
+
+@pytest.mark.parametrize("bad", [0, 3, True, "2", None])
+@pytest.mark.parametrize("cls", [klg.LSTM, klg.LSTMCell], ids=["LSTM", "LSTMCell"])
+def test_bad_implementation(cls, bad):
+    with pytest.raises(ValueError, match=r"Expected `implementation` to be 1 .* or 2 .*received"):
+        cls(3, implementation=bad)
