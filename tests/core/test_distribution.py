@@ -21,6 +21,7 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +196,42 @@ def test_tf_mirrored_strategy_matches_one_device():
             "device:CPU:0",
             "device:CPU:1",
         ], (name, layout)
+
+
+# -- the "Training on many devices" page ------------------------------------------
+
+
+def quoted_output():
+    """The lines the page quotes as the printout of its ModelParallel block."""
+    text = worker.PAGE.read_text(encoding="utf-8")
+    match = re.search(r"^prints:\n\n```text\n(?P<body>.*?)^```", text, re.M | re.S)
+    assert match, "the page should quote the ModelParallel block's printout"
+    return match.group("body").strip().splitlines()
+
+
+@jax_only
+def test_docs_page_jax_blocks_run_on_four_devices():
+    """The page's JAX blocks, which the docs tests skip, run on 4 devices and
+    print what the page quotes."""
+    result = scenario("docs_jax")
+    assert result["blocks"] == 2
+    printed = [line.rstrip() for line in result["output"].splitlines()]
+    assert "['cpu:0', 'cpu:1', 'cpu:2', 'cpu:3']" in printed
+    assert "forget_gate/kernel replicated: True" in printed
+    quoted = quoted_output()
+    assert len(quoted) == 12
+    for line in quoted:
+        assert line.rstrip() in printed, f"the page quotes {line!r}; the block printed {printed}"
+
+
+@tensorflow_only
+def test_docs_page_tensorflow_block_runs_on_two_replicas():
+    """The page's TensorFlow block, after its two-logical-CPU block, runs two replicas."""
+    result = scenario("docs_tf")
+    assert result["blocks"] == 2
+    printed = result["output"].splitlines()
+    assert "replicas: 2" in printed
+    assert "forget_gate/kernel: MirroredVariable" in printed
 
 
 # -- every backend: what several processes need ------------------------------------
