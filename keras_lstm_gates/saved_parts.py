@@ -19,6 +19,7 @@ built with ``keras.layers.LSTM``.
 import json
 
 import numpy as np
+from keras.layers import Layer
 
 from .variants import GATE_NAMES
 
@@ -159,17 +160,16 @@ def load_cell_variables(cell, store):
     fused arrays, or (a file from before the record) check that every saved
     gate has a place."""
     keys = [str(k) for k in store.keys()]
+    own = list(cell._trainable_variables) + list(cell._non_trainable_variables)
     if RECORD_KEY in keys:
         check_record(cell, decode(store[RECORD_KEY]))
         keys.remove(RECORD_KEY)
     elif not keys:
         check_saved_gates(cell, store)
-    if not keys:
-        return
-    if all(k.isdigit() for k in keys):
+    elif not own and all(k.isdigit() for k in keys):
         load_keras_fused(cell, store, keys)
         return
-    raise ValueError(
-        f"{cell.name}: unexpected entries {sorted(keys)} in the saved cell; expected "
-        f"{RECORD_KEY!r} (klg) or keras.layers.LSTM's fused arrays '0', '1', '2'."
-    )
+    if keys or own:
+        # The cell's own variables, if it has any, by Keras's rule (which
+        # also refuses entries that are neither the record nor variables).
+        Layer.load_own_variables(cell, {k: store[k] for k in keys})

@@ -315,3 +315,16 @@ def test_gate_weight_count_mismatch_raises(rng, tmp_path):
     damaged = rewrite_keras_file(path, tmp_path / "damaged.keras", edit_h5=drop_bias)
     with pytest.raises(ValueError, match="forget_gate"):
         keras.models.load_model(damaged)
+
+
+def test_unknown_entry_in_the_cell_group_is_an_error(rng, tmp_path):
+    _, path = saved_model(rng, tmp_path)
+
+    def add_entry(h5):
+        found = []
+        h5.visit(lambda n: found.append(n) if n.endswith(saved_parts.RECORD_KEY) else None)
+        h5[found[0].rsplit("/", 1)[0] + "/extra"] = np.zeros(3, "float32")
+
+    damaged = rewrite_keras_file(path, tmp_path / "extra.keras", edit_h5=add_entry)
+    with pytest.raises(ValueError, match="lstm_cell"):
+        keras.models.load_model(damaged)
