@@ -99,10 +99,11 @@ def load_keras_fused(cell, store, keys):
         raise ValueError(
             f"{cell.name}: the file holds keras.layers.LSTM's fused weights "
             f"(shapes {received}) where this cell's weights would be, but variant "
-            f"{cell.spec.name!r} (peepholes={cell.spec.peepholes}) has weights Keras's "
-            "LSTM has no place for. Load the file into the keras.layers.LSTM model it was "
-            "saved from and convert that layer with klg.LSTM.from_keras(keras_layer, "
-            "variant=...), or set the gates one by one."
+            f"{cell.spec.name!r} (peepholes={cell.spec.peepholes}) does not have Keras's "
+            "four gates and nothing else. Build this model with variant='vanilla' and "
+            "peepholes=False to load the file, or load it into the keras.layers.LSTM model "
+            "it was saved from and convert that with klg.convert(model) or "
+            "klg.LSTM.from_keras(keras_layer)."
         )
     expected = fused_layout_shapes(cell)
     if received != expected:

@@ -166,7 +166,7 @@ def test_load_keras_weights_into_a_variant_names_the_way_that_works(rng, tmp_pat
     path = tmp_path / "model.weights.h5"
     ref.save_weights(path)
     ours = sequential(klg.LSTM, variant="CIFG")
-    with pytest.raises(ValueError, match="variant 'CIFG'.*from_keras"):
+    with pytest.raises(ValueError, match="variant 'CIFG'.*variant='vanilla'.*klg.convert"):
         ours.load_weights(path)
 
 
