@@ -270,7 +270,12 @@ def tex_to_text(tex: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", "".join(out))
 
 
-_MATH = re.compile(r"\\\((.+?)\\\)|\\\[(.+?)\\\]|\$\$(.+?)\$\$", re.S)
+_MATH = re.compile(
+    r"\\\((.+?)\\\)|\\\[(.+?)\\\]|\$\$(.+?)\$\$"
+    # $...$ of the notebooks' Markdown cells: no space inside the delimiters
+    r"|(?<![\\$\w])\$(?![\s$])([^$\n]+?)(?<![\s\\])\$(?![\w$])",
+    re.S,
+)
 
 
 def plain_math(text: str) -> str:
