@@ -246,8 +246,18 @@ def scan(fn, carry, xs, num_ys):
     steps = tf.shape(flat_xs[0])[0]
     static_steps = flat_xs[0].shape[0]
     dtype = carry[0].dtype
-    arrays = [tf.TensorArray(dtype, size=steps) for _ in range(num_ys)]
     shapes = [c.shape for c in carry]
+    if tf.executing_eagerly():
+        y_shapes = [None] * num_ys
+    else:
+        # The outputs' element shapes, from one step on zeros that the graph
+        # never runs (as keras.layers.RNN does): a TensorArray of unknown
+        # element shape is what TFLite's tensor-list lowering mis-sizes.
+        probe = tree.pack_sequence_as(xs, [tf.zeros(tf.shape(x)[1:], x.dtype) for x in flat_xs])
+        for x, p in zip(flat_xs, tree.flatten(probe)):
+            p.set_shape(x.shape[1:])
+        y_shapes = [y.shape for y in fn(list(carry), probe)[1]]
+    arrays = [tf.TensorArray(dtype, size=steps, element_shape=s) for s in y_shapes]
 
     def body(t, c, arrs):
         x_t = tree.pack_sequence_as(xs, [x[t] for x in flat_xs])

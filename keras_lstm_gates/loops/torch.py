@@ -24,7 +24,8 @@ def _torch_function():
             steps, batch, features = x.shape
             units = u.shape[0]
             # The input projection of every step: one matmul.
-            xz = torch.addmm(b, x.reshape(steps * batch, features), w).view(steps, batch, -1)
+            xz = torch.addmm(b, x.reshape(steps * batch, features), w)
+            xz = xz.view(steps, batch, 4 * units)
             hs = x.new_empty((steps, batch, units))
             cs = x.new_empty((steps, batch, units))
             acts = x.new_empty((steps, batch, 4 * units))
@@ -109,7 +110,7 @@ def _torch_function():
                 else:
                     dh_next = torch.mm(dz[t], u_t)
                     dc_next = dc * f[t]
-            flat_dz = dz.view(steps * batch, -1)
+            flat_dz = dz.view(steps * batch, 4 * units)
             h_prev = torch.cat([h0[None], hs[:-1]], 0).view(steps * batch, units)
             need = ctx.needs_input_grad
             dx = flat_dz.mm(w.t()).view(steps, batch, features) if need[0] else None
@@ -125,7 +126,70 @@ def _torch_function():
     return LSTMSequence
 
 
+class _TorchOps:
+    def __init__(self):
+        import torch
+
+        self.torch = torch
+        self.sigmoid = torch.sigmoid
+        self.tanh = torch.tanh
+        self.where = torch.where
+        self.zeros_like = torch.zeros_like
+
+    def split(self, x, sizes):
+        return self.torch.split(x, list(sizes), dim=-1)
+
+    def concat(self, xs):
+        return self.torch.cat(xs, dim=-1)
+
+
+def tracing():
+    """Whether a graph is being recorded for export: TorchScript tracing
+    (``torch.onnx.export``'s default route, and the one Keras takes for a
+    dynamic batch), the ONNX exporter, or ``torch.export`` (the dynamo route).
+    """
+    import torch
+
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+
+
+def plain_sequence(x, w, b, u, h0, c0, mask, trace):
+    """The forward loop in plain differentiable ops, for exporters.
+
+    An exporter records the ops it sees; the ``autograd.Function`` writes
+    into pre-allocated buffers and reads shapes as Python numbers, which
+    the ONNX exporter refuses (``aten::size``).  The loop is unrolled over the
+    traced sequence length, as keras.layers.LSTM's is on this backend.
+    """
+    K = _TorchOps()
+    torch = K.torch
+    units = u.shape[0]
+    xz = torch.matmul(x, w) + b
+    h, c = h0, c0
+    hs, cs, acts = [], [], []
+    for t in range(x.shape[0]):
+        z = xz[t] + torch.matmul(h, u)
+        h_new, c_new, s, g = common.forward_step(K, units, z, c)
+        act = K.concat([s, g]) if trace else None
+        if mask is not None:
+            m = mask[t]
+            h_new = torch.where(m, h_new, h)
+            c_new = torch.where(m, c_new, c)
+            if trace:
+                act = torch.where(m, act, torch.zeros_like(act))
+        h, c = h_new, c_new
+        hs.append(h)
+        if trace:
+            cs.append(c)
+            acts.append(act)
+    if not trace:
+        return torch.stack(hs), c
+    return torch.stack(hs), c, torch.stack(cs), torch.stack(acts)
+
+
 def lstm_sequence(x, w, b, u, h0, c0, mask, trace):
+    if tracing():
+        return plain_sequence(x, w, b, u, h0, c0, mask, trace)
     if "call" not in _TORCH:
         import torch
 
