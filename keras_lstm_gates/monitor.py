@@ -316,8 +316,8 @@ class GateMonitor(keras.callbacks.Callback):
 
         Returns a :class:`keras_lstm_gates.tracing.GateTraces`, as
         :func:`keras_lstm_gates.trace` does, for the model's klg LSTMs (on
-        JAX through one compiled function that calls the model's layers with
-        their current values).
+        JAX and TensorFlow through one compiled function, made at the first
+        call, that runs the model's layers with their current values).
         """
         if self._tracer is None or self._traced_model is not self.model:
             self._prepare()
@@ -354,8 +354,8 @@ class GateMonitor(keras.callbacks.Callback):
                 stacklevel=3,
             )
         self._check_inputs(model)
-        if keras.backend.backend() == "jax":
-            self._tracer = _jax_tracer(model, lstms, self.inputs, self.mask)
+        if keras.backend.backend() in ("jax", "tensorflow"):
+            self._tracer = _compiled_tracer(model, found, lstms, self.inputs, self.mask)
         else:
             self._tracer = _eager_tracer(model, found, lstms, self.inputs, self.mask)
         self._traced_model = model
@@ -443,7 +443,8 @@ class GateMonitor(keras.callbacks.Callback):
             self._writer.image(epoch, f"{name}/forget_gate/heatmap", _png(fig))
             fig = plot_saturation(t, self.left, self.right)
             fig.suptitle(
-                f"{name}, epoch {epoch}: saturation (left < {self.left:g}, right > {self.right:g})"
+                f"{name} after epoch {epoch + 1} (step {epoch}): gate saturation, "
+                f"left < {self.left:g}, right > {self.right:g} (one dot per unit)"
             )
             self._writer.image(epoch, f"{name}/gates/saturation", _png(fig))
         self._writer.flush()
@@ -520,52 +521,81 @@ def _eager_tracer(model, found, lstms, inputs, mask):
     return tracer
 
 
-def _jax_tracer(model, lstms, inputs, mask):
-    """``klg.trace`` on JAX as one compiled function.
+class _Deferred(_Recorder):
+    """The recorder of :func:`keras_lstm_gates.trace`, keeping the raw gate
+    tensors (inside a compiled function they are symbolic) for later."""
 
-    Eager JAX would compile the layers' scan again on every call; here the
-    model's own ``stateless_call`` runs under ``jax.jit`` with the recorder of
-    :func:`keras_lstm_gates.trace` swapped in, fed the variables' current
-    values (the same arrays, not copies), and its recordings are turned into
-    the same ``GateTrace`` objects afterwards.  The returned non-trainable
-    values are dropped, so no state changes.
+    def _record(self, layer, path, gates, mask, output):
+        self.records.append((layer, path, gates, mask, output if layer.return_sequences else None))
+
+
+def _compiled_tracer(model, found, lstms, inputs, mask):
+    """``klg.trace`` as one compiled function (``jax.jit`` or ``tf.function``).
+
+    An eager pass re-dispatches (on JAX: recompiles) the sequence loop on
+    every call; here the model runs inside one compiled function with the
+    recorder of :func:`keras_lstm_gates.trace` swapped in while it is traced,
+    the function returns the recorded gate tensors, and they become the same
+    ``GateTrace`` objects afterwards.  The layers read their variables'
+    current values (never a copy).  On JAX the model runs through
+    ``stateless_call`` and its new non-trainable values are dropped; on
+    TensorFlow those variables are saved and restored around the call, as
+    :func:`keras_lstm_gates.trace` does.
     """
-    import jax
-
+    backend = keras.backend.backend()
     recorded = []
-
-    class Deferred(_Recorder):
-        def _record(self, layer, path, gates, mask, output):
-            self.records.append(
-                (layer, path, gates, mask, output if layer.return_sequences else None)
-            )
-
-    def run(trainable, non_trainable, inputs, mask):
-        kwargs = {"training": False}
-        if mask is not None:
-            kwargs["mask"] = mask
-        with Deferred(lstms) as recorder, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not support masking.*")
-            model.stateless_call(trainable, non_trainable, inputs, **kwargs)
-        recorded[:] = [(layer, path) for layer, path, *_ in recorder.records]
-        return [tuple(r[2:]) for r in recorder.records]
-
-    compiled = jax.jit(run)
+    kwargs = {"training": False}
     if mask is not None:
         mask = _check_mask(mask, inputs)
 
+    def record(call):
+        with _Deferred(lstms) as recorder, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not support masking.*")
+            call()
+        recorded[:] = [(layer, path) for layer, path, *_ in recorder.records]
+        return [tuple(r[2:]) for r in recorder.records]
+
+    if backend == "jax":
+        import jax
+
+        def run(trainable, non_trainable, inputs, mask):
+            extra = {} if mask is None else {"mask": mask}
+            return record(
+                lambda: model.stateless_call(trainable, non_trainable, inputs, **kwargs, **extra)
+            )
+
+        compiled = jax.jit(run)
+
+        def execute():
+            trainable = [v.value for v in model.trainable_variables]
+            non_trainable = [v.value for v in model.non_trainable_variables]
+            return jax.device_get(compiled(trainable, non_trainable, inputs, mask))
+
+    else:
+        import tensorflow as tf
+
+        tensors = keras.tree.map_structure(tf.convert_to_tensor, inputs)
+        mask_tensor = None if mask is None else tf.convert_to_tensor(mask)
+
+        @tf.function
+        def run(inputs, mask):
+            extra = {} if mask is None else {"mask": mask}
+            return record(lambda: _call(model, inputs, {**kwargs, **extra}))
+
+        def execute():
+            snapshot = _snapshot(found)
+            try:
+                return run(tensors, mask_tensor)
+            finally:
+                _restore(snapshot)
+
     def tracer():
-        values = compiled(
-            [v.value for v in model.trainable_variables],
-            [v.value for v in model.non_trainable_variables],
-            inputs,
-            mask,
-        )
+        values = execute()
         if not recorded:
             raise ValueError(f"none of the klg.LSTM layers of {model.name!r} ran on these inputs.")
         builder = _Recorder(lstms)
         for (layer, path), (gates, step_mask, output) in zip(recorded, values):
-            builder._record(layer, path, jax.device_get(gates), step_mask, output)
+            builder._record(layer, path, gates, step_mask, output)
         return GateTraces((t.name, t) for t in builder.records)
 
     return tracer

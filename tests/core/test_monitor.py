@@ -314,3 +314,51 @@ def test_log_dir_without_tensorboard(monkeypatch, tmp_path):
         klg.GateMonitor(np.zeros((2, T, D), "float32"), log_dir=tmp_path)
     # Without log_dir it needs no tensorboard.
     klg.GateMonitor(np.zeros((2, T, D), "float32"))
+
+
+def test_masked_bidirectional_and_stacked_layers_match_klg_trace():
+    # The monitor's compiled route (jax.jit / tf.function) against klg.trace's
+    # eager pass on the same weights, with a mask and a backward layer.
+    x, _ = data(8, n=B)
+    x[1, 4:] = 0.0
+    x[5, 2:] = 0.0
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential(
+        [
+            keras.Input((T, D)),
+            keras.layers.Masking(),
+            keras.layers.Bidirectional(klg.LSTM(H, return_sequences=True, name="lstm"), name="bi"),
+            klg.LSTM(H, name="top"),
+            keras.layers.Dense(1),
+        ]
+    )
+    monitor = klg.GateMonitor(x)
+    monitor.set_model(model)
+    got = monitor.trace()
+    want = klg.trace(model, x)
+    assert list(got) == list(want) == ["bi/forward_lstm", "bi/backward_lstm", "top"]
+    for name in want:
+        np.testing.assert_array_equal(got[name].mask, want[name].mask)
+        assert not got[name].mask[1, 4:].any()
+        for key in ("input_gate", "forget_gate", "candidate", "output_gate", "cell_state"):
+            np.testing.assert_allclose(
+                getattr(got[name], key), getattr(want[name], key), atol=1e-6, err_msg=key
+            )
+
+
+def test_stateful_layer_states_are_left_as_they_were():
+    x, _ = data(9, n=B)
+    keras.utils.set_random_seed(9)
+    model = keras.Sequential(
+        [keras.Input((T, D), batch_size=B), klg.LSTM(H, stateful=True, name="memory")]
+    )
+    model(x)  # states now hold the end of this batch
+    before = [to_numpy(s).copy() for s in model.get_layer("memory").states]
+    monitor = klg.GateMonitor(x)
+    monitor.set_model(model)
+    monitor.trace()
+    monitor.trace()
+    after = [to_numpy(s) for s in model.get_layer("memory").states]
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+    assert np.abs(before[0]).max() > 0
