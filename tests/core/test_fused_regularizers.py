@@ -199,8 +199,17 @@ CONSTRAINTS = {
 }
 
 
-@pytest.mark.parametrize("jit_compile", [False, True], ids=["eager", "jit"])
-@pytest.mark.parametrize("name", list(CONSTRAINTS))
+# Every constraint in a compiled train step (tf.function, jax.jit, torch);
+# two of them also with XLA (jit_compile=True), which is slow to compile.
+FIT_CASES = [(name, False) for name in CONSTRAINTS] + [
+    ("unit_norm_rows", True),
+    ("min_max_norm", True),
+]
+
+
+@pytest.mark.parametrize(
+    "name, jit_compile", FIT_CASES, ids=[f"{n}-{'xla' if j else 'plain'}" for n, j in FIT_CASES]
+)
 def test_weights_after_fit_steps_match_keras(rng, backend_name, name, jit_compile):
     if jit_compile and backend_name == "torch":
         pytest.skip("torch has no jit_compile=True training in Keras")
