@@ -313,6 +313,7 @@ def main_docs(scenario):
     if scenario == "docs_jax":
         os.environ["JAX_PLATFORMS"] = "cpu"
         return run_page_blocks(page_blocks("py", "JAX backend"))
+    os.environ["KERAS_BACKEND"] = "tensorflow"  # whatever ~/.keras/keras.json says
     return run_page_blocks(
         page_blocks("py", "TensorFlow backend, 2 logical CPUs")
         + page_blocks("python", "TensorFlow backend")

@@ -7,12 +7,18 @@
 * TensorFlow: ``tf.distribute.MirroredStrategy`` over two logical CPUs.
 
 The device count is fixed when the backend starts, so each scenario runs in
-``distribution_worker.py`` in a fresh process (one per scenario, ~20 s on one
-free core).  There, klg.LSTM is fitted for 4 SGD steps on one device and under
-the distribution, and keras.layers.LSTM under the same distribution, from the
+``distribution_worker.py`` in a fresh process (one per scenario, ~15 s of CPU).
+There, klg.LSTM is fitted for 4 SGD steps on one device and under the
+distribution, and keras.layers.LSTM under the same distribution, from the
 same weights.  The tests compare the weights, losses and predictions of the
 three runs to 1e-5 and check that the batches and the variables really were
 laid out over the devices.  A scenario runs only on its own backend.
+
+The code blocks of docs/many-devices.md that the docs tests cannot run (JAX,
+several devices) run here too, in their own processes.  One test runs on
+every backend: an unseeded chrono initialisation follows
+``keras.utils.set_random_seed``, which is how ``keras.distribution.initialize``
+gives every process of a multi-host run the same initial weights.
 """
 
 from __future__ import annotations
