@@ -1,0 +1,329 @@
+"""Export and deployment: TFLite, ONNX (TensorFlow and PyTorch backends),
+SavedModel; and the empty batch.
+
+Every exported klg model is run by its runtime (tf.lite.Interpreter,
+onnxruntime, tf.saved_model.load, keras.layers.TFSMLayer) and compared with
+keras.layers.LSTM carrying the same weights, run in this process; variants
+and gate traces, which Keras has no layer for, are compared with the numpy
+reference (tests/numpy_reference.py).  Where a runtime or an exporter is
+missing the test is skipped with the reason.
+"""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_lstm_gates as klg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from numpy_reference import lstm_sequence  # noqa: E402
+
+BACKEND = keras.backend.backend()
+ATOL = 1e-5
+FEATURES, UNITS, STEPS = 3, 4, 5
+# The models of the issue: one per option that changes the exported graph.
+CONFIGS = ("single", "sequences", "stacked", "bidirectional", "masked", "state")
+ONNX_BACKENDS = ("tensorflow", "torch")
+
+
+def has(module):
+    return importlib.util.find_spec(module) is not None
+
+
+def to_numpy(x):
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def data(rng, batch=2, steps=STEPS):
+    x = rng.normal(size=(batch, steps, FEATURES)).astype("float32")
+    x[0, :2] = 0.0  # masked (left padding) where the model has a Masking layer
+    return x
+
+
+def build(lstm, config, steps=None, batch_size=None):
+    """A small functional model around ``lstm`` (a layer class)."""
+    inputs = keras.Input((steps, FEATURES), batch_size=batch_size)
+    if config == "single":
+        outputs = lstm(UNITS)(inputs)
+    elif config == "sequences":
+        outputs = lstm(UNITS, return_sequences=True)(inputs)
+    elif config == "stacked":
+        outputs = lstm(UNITS)(lstm(UNITS, return_sequences=True)(inputs))
+    elif config == "bidirectional":
+        outputs = keras.layers.Bidirectional(lstm(UNITS))(inputs)
+    elif config == "masked":
+        outputs = lstm(UNITS)(keras.layers.Masking(0.0)(inputs))
+    elif config == "state":
+        outputs = keras.layers.Concatenate()(lstm(UNITS, return_state=True)(inputs))
+    return keras.Model(inputs, outputs)
+
+
+def model_pair(rng, config, **shape):
+    """``(keras_model, klg_model)`` with the same weights."""
+    reference = build(keras.layers.LSTM, config, **shape)
+    ours = build(klg.LSTM, config, **shape)
+    for ref_layer, layer in zip(reference.layers, ours.layers):
+        if isinstance(ref_layer, keras.layers.Bidirectional):
+            pairs = [
+                (ref_layer.forward_layer, layer.forward_layer),
+                (ref_layer.backward_layer, layer.backward_layer),
+            ]
+        else:
+            pairs = [(ref_layer, layer)]
+        for ref_lstm, lstm in pairs:
+            if isinstance(lstm, klg.LSTM):
+                weights = [rng.normal(scale=0.5, size=w.shape) for w in ref_lstm.get_weights()]
+                ref_lstm.set_weights([w.astype("float32") for w in weights])
+                klg.set_gates_from_fused(lstm, *ref_lstm.get_weights())
+    return reference, ours
+
+
+def onnx_run(path, x):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session, session.run(None, {session.get_inputs()[0].name: x})
+
+
+def tflite_run(model, x):
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(
+        model_content=tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    )
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    return [interpreter.get_tensor(o["index"]) for o in interpreter.get_output_details()]
+
+
+def reference_outputs(layer, x, **kwargs):
+    """The numpy reference for a built klg layer (any variant)."""
+    short = {"input_gate": "i", "forget_gate": "f", "candidate": "g", "output_gate": "o"}
+    cell = layer.cell
+    W = {k: np.zeros((cell.input_dim, cell.units)) for k in "ifgo"}
+    U = {k: np.zeros((cell.units, cell.units)) for k in "ifgo"}
+    b = {k: np.zeros(cell.units) for k in "ifgo"}
+    p, R = {}, {}
+    for name, gate in cell.present_gates.items():
+        k = short[name]
+        W[k], U[k] = to_numpy(gate.kernel), to_numpy(gate.recurrent_kernel)
+        b[k] = to_numpy(gate.bias)
+        if gate.peephole is not None:
+            p[k] = to_numpy(gate.peephole)
+        if gate.gate_recurrent_kernel is not None:
+            R[k] = to_numpy(gate.gate_recurrent_kernel)
+    return lstm_sequence(x, W, U, b, p=p, R=R or None, **kwargs)
+
+
+def assert_close(actual, expected, what):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, (
+        f"{what}: shape {actual.shape}, expected {expected.shape}"
+    )
+    np.testing.assert_allclose(actual, expected, atol=ATOL, err_msg=what)
+
+
+def gates_model(**kwargs):
+    """klg.LSTM(return_gates=True): the output and the forget gate trace."""
+    inputs = keras.Input((STEPS, FEATURES), batch_size=2)
+    layer = klg.LSTM(UNITS, return_gates=True, **kwargs)
+    y, gates = layer(inputs)
+    return keras.Model(inputs, [y, gates["forget_gate"]]), layer
+
+
+# -- TFLite --------------------------------------------------------------------
+
+needs_tf = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="TFLite converts TensorFlow graphs only"
+)
+
+
+@needs_tf
+@pytest.mark.parametrize("config", CONFIGS)
+def test_tflite_matches_keras(rng, config):
+    # TFLite's builtin ops need the batch size and the sequence length fixed,
+    # for keras.layers.LSTM as for klg.LSTM.
+    reference, ours = model_pair(rng, config, steps=STEPS, batch_size=2)
+    x = data(rng)
+    (got,) = tflite_run(ours, x)
+    assert_close(got, to_numpy(reference(x)), f"TFLite {config}")
+
+
+@needs_tf
+@pytest.mark.parametrize(
+    "options",
+    [{"variant": "CIFG"}, {"peepholes": True}, {"variant": "FGR"}, {"variant": "NOG"}],
+    ids=["CIFG", "peepholes", "FGR", "NOG"],
+)
+def test_tflite_variants_match_reference(rng, options):
+    inputs = keras.Input((STEPS, FEATURES), batch_size=2)
+    layer = klg.LSTM(UNITS, **options)
+    model = keras.Model(inputs, layer(inputs))
+    for w in layer.weights:
+        w.assign(rng.normal(scale=0.5, size=w.shape).astype("float32"))
+    x = data(rng)
+    (got,) = tflite_run(model, x)
+    _, h, _, _ = reference_outputs(layer, x, variant=options.get("variant", "vanilla"))
+    assert_close(got, h, f"TFLite {options}")
+
+
+@needs_tf
+def test_tflite_return_gates(rng):
+    model, layer = gates_model()
+    x = data(rng)
+    got = sorted(tflite_run(model, x), key=np.ndim)
+    _, h, _, trace = reference_outputs(layer, x)
+    assert_close(got[0], h, "output")
+    assert_close(got[1], trace["f"], "forget gate")
+
+
+# -- ONNX ----------------------------------------------------------------------
+
+
+def needs_onnx():
+    if BACKEND not in ONNX_BACKENDS:
+        pytest.skip(f"ONNX export on {BACKEND} goes through jax2onnx, outside this project's tests")
+    missing = [m for m in ("onnx", "onnxruntime") if not has(m)]
+    if BACKEND == "tensorflow" and not has("tf2onnx"):
+        missing.append("tf2onnx")
+    if missing:
+        pytest.skip(f"needs the [export] extra ({', '.join(missing)} missing)")
+
+
+def export_onnx(model, tmp_path, name):
+    path = tmp_path / f"{name}.onnx"
+    model.export(str(path), format="onnx", verbose=False)
+    return path
+
+
+def onnx_shape(session):
+    """Input and output dims, None where the graph keeps them dynamic."""
+    dims = [d for io in (session.get_inputs(), session.get_outputs()) for d in io]
+    return [[d if isinstance(d, int) else None for d in io.shape] for io in dims]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_onnx_matches_keras(rng, tmp_path, config):
+    needs_onnx()
+    # On PyTorch the exporter unrolls the loop over the traced length, for
+    # keras.layers.LSTM as for klg.LSTM: the sequence length is fixed there.
+    steps = STEPS if BACKEND == "torch" else None
+    reference, ours = model_pair(rng, config, steps=steps)
+    x = data(rng)
+    expected = to_numpy(reference(x))
+    ours(x)  # Keras exports a model that has been called
+    ref_session, _ = onnx_run(export_onnx(reference, tmp_path, "keras"), x)
+    path = export_onnx(ours, tmp_path, "klg")
+    session, (got,) = onnx_run(path, x)
+    assert_close(got, expected, f"ONNX {config}")
+    # Batch size (and on TensorFlow the sequence length) stay dynamic where
+    # keras.layers.LSTM's export keeps them so; another batch size runs.
+    assert onnx_shape(session) == onnx_shape(ref_session)
+    x3 = data(rng, batch=3)
+    _, (got3,) = onnx_run(path, x3)
+    assert_close(got3, to_numpy(reference(x3)), f"ONNX {config}, batch 3")
+
+
+def test_onnx_variant_and_gates_match_reference(rng, tmp_path):
+    needs_onnx()
+    model, layer = gates_model(peepholes=True)
+    for w in layer.weights:
+        w.assign(rng.normal(scale=0.5, size=w.shape).astype("float32"))
+    x = data(rng)
+    model(x)
+    _, got = onnx_run(export_onnx(model, tmp_path, "gates"), x)
+    got = sorted(got, key=np.ndim)
+    _, h, _, trace = reference_outputs(layer, x)
+    assert_close(got[0], h, "output")
+    assert_close(got[1], trace["f"], "forget gate")
+
+
+# -- SavedModel ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", ["single", "bidirectional", "masked"])
+def test_saved_model_serve_and_tfsmlayer(rng, tmp_path, config):
+    if BACKEND not in ("tensorflow", "jax"):
+        pytest.skip(f"format='tf_saved_model' needs the TensorFlow or JAX backend, not {BACKEND}")
+    import tensorflow as tf
+
+    reference, ours = model_pair(rng, config)
+    x = data(rng)
+    expected = to_numpy(reference(x))
+    ours(x)
+    path = str(tmp_path / "saved")
+    ours.export(path, format="tf_saved_model", verbose=False)
+    loaded = tf.saved_model.load(path)
+    assert_close(loaded.serve(tf.constant(x)).numpy(), expected, "serve")
+    signature = loaded.signatures["serving_default"]
+    (got,) = signature(tf.constant(x)).values()
+    assert_close(got.numpy(), expected, "serving_default")
+    if BACKEND == "tensorflow":
+        served = keras.Sequential([keras.layers.TFSMLayer(path, call_endpoint="serve")])
+        assert_close(to_numpy(served(x)), expected, "TFSMLayer")
+
+
+# -- the empty batch -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"return_sequences": True, "return_state": True}, {"variant": "CIFG"}],
+    ids=["plain", "sequences_and_state", "CIFG"],
+)
+def test_empty_batch(options):
+    x = np.zeros((0, STEPS, FEATURES), "float32")
+    layer = klg.LSTM(UNITS, **options)
+    got = [to_numpy(v) for v in keras.tree.flatten(layer(x))]
+    keras_options = {k: v for k, v in options.items() if k != "variant"}
+    reference = keras.layers.LSTM(UNITS, **keras_options)
+    if BACKEND == "tensorflow":
+        # keras.layers.LSTM itself fails on an empty batch there (BiasAdd);
+        # its computed output shapes are the reference.
+        shapes = reference.compute_output_shape(x.shape)
+        if not options.get("return_state"):
+            shapes = [shapes]
+        expected = [np.zeros(s, "float32") for s in shapes]
+    else:
+        expected = [to_numpy(v) for v in keras.tree.flatten(reference(x))]
+    assert len(got) == len(expected)
+    for a, e in zip(got, expected):
+        assert_close(a, e, f"empty batch {options}")
+
+
+def test_empty_batch_trains():
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.zeros((0, STEPS, FEATURES))
+        layer = klg.LSTM(UNITS)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x))
+        grads = tape.gradient(loss, layer.trainable_variables)
+    elif BACKEND == "jax":
+        import jax
+
+        layer = klg.LSTM(UNITS)
+        layer.build((None, STEPS, FEATURES))
+        values = [v.value for v in layer.trainable_variables]
+
+        def loss(vals):
+            return keras.ops.sum(
+                layer.stateless_call(vals, [], np.zeros((0, STEPS, FEATURES), "float32"))[0]
+            )
+
+        grads = jax.grad(loss)(values)
+    else:
+        import torch
+
+        layer = klg.LSTM(UNITS)
+        y = layer(torch.zeros((0, STEPS, FEATURES)))
+        grads = torch.autograd.grad(y.sum(), [v.value for v in layer.trainable_variables])
+    for g, v in zip(grads, layer.trainable_variables):
+        assert_close(to_numpy(g), np.zeros(v.shape, "float32"), f"d{v.path}")
