@@ -323,3 +323,30 @@ def test_variant_constraint_acts_on_the_gates_it_has(rng, variant):
         [to_numpy(layer.cell.gates[n].recurrent_kernel) for n in present], axis=-1
     )
     np.testing.assert_allclose(after, expected, atol=1e-6)
+
+
+def test_bidirectional_losses_match_keras(rng):
+    kwargs = {
+        "kernel_regularizer": regularizers.OrthogonalRegularizer(0.1),
+        "bias_regularizer": "l2",
+    }
+
+    def model(lstm_class):
+        return keras.Sequential(
+            [
+                keras.Input((TIME, INPUT_DIM)),
+                keras.layers.Bidirectional(lstm_class(UNITS, **kwargs)),
+            ]
+        )
+
+    ref, ours = model(keras.layers.LSTM), model(klg.LSTM)
+    ref.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.weights])
+    fused = ref.get_weights()
+    ours.layers[0].forward_layer.set_weights(fused[:3])
+    ours.layers[0].backward_layer.set_weights(fused[3:])
+    assert len(ours.losses) == len(ref.losses) == 4
+    np.testing.assert_allclose(
+        sorted(to_numpy(v) for v in ours.losses),
+        sorted(to_numpy(v) for v in ref.losses),
+        rtol=1e-5,
+    )
