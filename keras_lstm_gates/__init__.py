@@ -7,6 +7,7 @@
 """
 
 from .cell import LSTMCell
+from .check import check
 from .convert import convert
 from .gates import (
     CandidateMemory,
@@ -28,6 +29,7 @@ from .variants import VARIANTS
 __version__ = "0.1.0"
 
 __all__ = [
+    "check",
     "convert",
     "trace",
     "GateTrace",
