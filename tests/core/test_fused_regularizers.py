@@ -106,7 +106,10 @@ def test_gate_option_takes_its_gate_out_of_the_fused_matrix(rng):
         w.assign(rng.normal(size=w.shape).astype("float32"))
     kernels = {n: to_numpy(layer.cell.gates[n].kernel) for n in KERAS_ORDER}
     others = np.concatenate([kernels[n] for n in KERAS_ORDER if n != "forget_gate"], axis=-1)
-    expected = [fused_reg(others.astype("float32")), own_reg(kernels["forget_gate"])]
+    expected = [
+        fused_reg(others.astype("float32")),
+        own_reg(kernels["forget_gate"].astype("float32")),
+    ]
     assert len(layer.losses) == 2
     np.testing.assert_allclose(
         sorted(to_numpy(v) for v in layer.losses),
