@@ -26,7 +26,7 @@ setup_python() {
     python -m pip install -q --upgrade pip
     # torch is pinned here (a CPU build), never in the package metadata.
     python -m pip install -q -r tools/requirements-dev.txt
-    python -m pip install -q -e ".[test,docs,plot,tensorboard]"
+    python -m pip install -q -e ".[test,docs,plot,tensorboard,export]"
     touch "$stamp"
   fi
 }
