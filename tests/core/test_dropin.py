@@ -285,8 +285,9 @@ DROPOUTS = {
 }
 
 
-@pytest.mark.parametrize("unroll", [False, True], ids=["loop", "unrolled"])
-@pytest.mark.parametrize("config", list(DROPOUTS))
+@pytest.mark.parametrize(
+    "config, unroll", [(c, False) for c in DROPOUTS] + [("both", True)], ids=str
+)
 def test_seeded_dropout_drops_the_units_keras_drops(rng, config, unroll):
     # Keras draws the masks from the cell's seed generator at every call (in
     # training or not): four per kind with implementation=1, which
