@@ -24,6 +24,7 @@ import keras
 import numpy as np
 from keras import ops, tree
 from keras.src.models.functional import Functional
+from keras.src.saving.serialization_lib import SafeModeScope
 
 from .interop import get_fused_weights, set_gates_from_fused
 from .layer import LSTM
@@ -125,10 +126,10 @@ class _Converter:
             if inner:
                 raise _subclassed_error(layer, f"{self.source_name} layers at {inner}")
             try:
-                return layer.__class__.from_config(layer.get_config())
+                return _copy_of(layer)
             except Exception as err:
                 raise _subclassed_error(layer, "no LSTM, but it cannot be copied") from err
-        return layer.__class__.from_config(layer.get_config())
+        return _copy_of(layer)
 
     def lstm(self, layer):
         if self.to == "klg":
@@ -147,6 +148,14 @@ class _Converter:
         if isinstance(model, Functional):
             inputs = tree.map_structure(_input_like, model.input)
         return keras.models.clone_model(model, input_tensors=inputs, clone_function=self)
+
+
+def _copy_of(layer):
+    # The config comes from a live layer, not from a file, so a Python
+    # lambda in it (a Lambda layer's function) is the user's own code:
+    # Keras's safe mode, which guards loading, does not apply.
+    with SafeModeScope(False):
+        return layer.__class__.from_config(layer.get_config())
 
 
 def _input_like(tensor):
