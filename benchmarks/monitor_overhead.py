@@ -16,9 +16,11 @@ hit all three alike:
 An epoch's time runs from ``on_epoch_begin`` to the end of the monitor's
 ``on_epoch_end`` (a timing callback placed after it), so it includes the
 monitor's work.  Reported: the median epoch time of each, the ratio to
-``plain``, the monitor's own median time per epoch, and whether the three
-models end with identical weights (shuffling is off so that they see the
-same batches; the monitor must not change anything).
+``plain``, the monitor's own mean time per epoch and its share of a plain
+epoch (the direct measure, which the load of other processes disturbs less
+than the ratio of two epoch times), and whether the three models end with
+identical weights (shuffling is off so that they see the same batches; the
+monitor must not change anything).
 
     python benchmarks/monitor_overhead.py                     # TF and JAX
     python benchmarks/monitor_overhead.py --backends torch --epochs 4
@@ -88,9 +90,13 @@ def measure(args):
         run["timer"].times.clear()
         for m in run["monitors"]:
             m.seconds, m.history[:] = 0.0, []
+    spent = {name: [] for name in ("monitor", "tensorboard")}  # the monitor's own time
     for k in range(args.warmup, args.warmup + args.epochs):
-        for run in runs.values():
+        for name, run in runs.items():
+            before = run["monitors"][0].seconds if run["monitors"] else 0.0
             epoch(run, k)
+            if run["monitors"]:
+                spent[name].append(run["monitors"][0].seconds - before)
 
     medians = {name: float(np.median(run["timer"].times)) for name, run in runs.items()}
     weights = {name: run["model"].get_weights() for name, run in runs.items()}
@@ -98,10 +104,8 @@ def measure(args):
         all(np.array_equal(a, b) for a, b in zip(weights["plain"], weights[name]))
         for name in ("monitor", "tensorboard")
     )
-    monitor_ms = {
-        name: 1000 * runs[name]["monitors"][0].seconds / args.epochs
-        for name in ("monitor", "tensorboard")
-    }
+    monitor_ms = {name: 1000 * float(np.mean(t)) for name, t in spent.items()}
+    monitor_median_ms = {name: 1000 * float(np.median(t)) for name, t in spent.items()}
     return {
         "backend": backend,
         "task": {"train": args.train, "T": length, "H": units, "batch": 64, "probe": args.probe},
@@ -109,8 +113,31 @@ def measure(args):
         "median_epoch_s": medians,
         "ratio": {name: medians[name] / medians["plain"] for name in ("monitor", "tensorboard")},
         "monitor_ms_per_epoch": monitor_ms,
+        "monitor_median_ms": monitor_median_ms,
+        "monitor_share": {name: monitor_ms[name] / 1000 / medians["plain"] for name in spent},
         "identical_weights": identical,
     }
+
+
+def markdown(rows, args):
+    """The results as the Markdown table on the "Watching the gates train" page."""
+    lines = [
+        "| backend | epoch, no monitor | with the monitor | ratio | monitor's own time "
+        "| with `log_dir` | ratio | monitor's own time | same weights |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    names = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+    for r in rows:
+        m, q = r["median_epoch_s"], r["ratio"]
+        ms, sh = r["monitor_ms_per_epoch"], r["monitor_share"]
+        lines.append(
+            f"| {names.get(r['backend'], r['backend'])} | {m['plain']:.2f} s | {m['monitor']:.2f} s "
+            f"| {q['monitor']:.2f} | {ms['monitor']:.0f} ms ({sh['monitor']:.1%}) "
+            f"| {m['tensorboard']:.2f} s | {q['tensorboard']:.2f} "
+            f"| {ms['tensorboard']:.0f} ms ({sh['tensorboard']:.1%}) "
+            f"| {'yes' if r['identical_weights'] else 'NO'} |"
+        )
+    return "\n".join(lines)
 
 
 def main():
@@ -121,6 +148,7 @@ def main():
     parser.add_argument("--train", type=int, default=3000)
     parser.add_argument("--probe", type=int, default=64, help="sequences the monitor traces")
     parser.add_argument("--json", action="store_true", help="print one JSON line per backend")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -139,17 +167,26 @@ def main():
         for row in rows:
             print(json.dumps(row))
         return
+    if args.markdown:
+        print(markdown(rows, args))
+        return
     print(f"demo task, median of {args.epochs} epochs per model, interleaved")
     print(
         f"{'backend':<11} {'plain s':>8} {'monitor s':>10} {'ratio':>6} {'+TB s':>7} {'ratio':>6}"
-        f" {'monitor ms':>11} {'+TB ms':>7}  same weights"
+        f" {'monitor ms':>11} {'share':>6} {'+TB ms':>7} {'share':>6}  same weights"
     )
     for r in rows:
-        m, q, ms = r["median_epoch_s"], r["ratio"], r["monitor_ms_per_epoch"]
+        m, q, ms, sh = (
+            r["median_epoch_s"],
+            r["ratio"],
+            r["monitor_ms_per_epoch"],
+            r["monitor_share"],
+        )
         print(
             f"{r['backend']:<11} {m['plain']:>8.3f} {m['monitor']:>10.3f} {q['monitor']:>6.3f}"
             f" {m['tensorboard']:>7.3f} {q['tensorboard']:>6.3f} {ms['monitor']:>11.1f}"
-            f" {ms['tensorboard']:>7.1f}  {r['identical_weights']}"
+            f" {sh['monitor']:>6.1%} {ms['tensorboard']:>7.1f} {sh['tensorboard']:>6.1%}"
+            f"  {r['identical_weights']}"
         )
     if any(not r["identical_weights"] for r in rows):
         sys.exit("the monitor changed the training result")

@@ -360,12 +360,18 @@ class GateMonitor(keras.callbacks.Callback):
             self._tracer = _eager_tracer(model, found, lstms, self.inputs, self.mask)
         self._traced_model = model
         try:  # one trace now: inputs the model cannot take fail before training
-            self._tracer()
+            traces = self._tracer()
         except Exception as err:
             raise ValueError(
                 f"GateMonitor could not run model {model.name!r} on its `inputs` "
                 f"({_describe(self.inputs)}): {type(err).__name__}: {err}"
             ) from err
+        batch = next(iter(traces.values())).batch_size
+        if self.log_dir is not None and not -batch <= self.sample < batch:
+            raise ValueError(
+                f"Expected `sample` in [0, {batch}) for the {batch} sequences of `inputs`, "
+                f"received sample={self.sample}."
+            )
 
     def _check_inputs(self, model):
         given = keras.tree.flatten(self.inputs)
@@ -430,16 +436,9 @@ class GateMonitor(keras.callbacks.Callback):
     def _write_images(self, epoch):
         from .plots import plot_gate, plot_saturation
 
-        traces = self.traces
-        sample = self.sample
-        for name, t in traces.items():
-            if not -t.batch_size <= sample < t.batch_size:
-                raise ValueError(
-                    f"Expected `sample` in [0, {t.batch_size}) for the {t.batch_size} "
-                    f"sequences of `inputs`, received sample={sample}."
-                )
-            fig = plot_gate(GateTraces([(name, t)]), "forget_gate", sample=sample)
-            fig.suptitle(f"epoch {epoch}")
+        for name, t in self.traces.items():
+            fig = plot_gate(GateTraces([(name, t)]), "forget_gate", sample=self.sample)
+            fig.suptitle(f"after epoch {epoch + 1} (step {epoch})")
             self._writer.image(epoch, f"{name}/forget_gate/heatmap", _png(fig))
             fig = plot_saturation(t, self.left, self.right)
             fig.suptitle(

@@ -255,7 +255,7 @@ def test_bad_arguments(kwargs, match):
         klg.GateMonitor(np.zeros((2, T, D), "float32"), **kwargs)
 
 
-def test_inputs_that_do_not_fit_the_model():
+def test_inputs_that_do_not_fit_the_model(tmp_path):
     x, y = data(5)
     model = small_model(5)
     monitor = klg.GateMonitor(np.zeros((2, T, D + 1), "float32"))
@@ -265,6 +265,10 @@ def test_inputs_that_do_not_fit_the_model():
         model.fit(x, y, epochs=1, verbose=0, callbacks=[monitor])
     with pytest.raises(ValueError, match="takes 1 input"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[klg.GateMonitor([x[:2], x[:2]])])
+    if HAS_TENSORBOARD:
+        with pytest.raises(ValueError, match=r"`sample` in \[0, 2\).*received sample=5"):
+            monitor = klg.GateMonitor(x[:2], log_dir=tmp_path, sample=5)
+            model.fit(x, y, epochs=1, verbose=0, callbacks=[monitor])
 
 
 def test_subclassed_model_with_inputs_it_cannot_take():
