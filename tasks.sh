@@ -6,6 +6,8 @@
 #   bash tasks.sh docs    # set up, then build the site and serve it on http://127.0.0.1:8000
 #   bash tasks.sh site    # set up, then build the site strictly into site/ (what CI publishes)
 #   bash tasks.sh bench   # set up, then run the speed benchmark (see docs/performance.md)
+#   bash tasks.sh check   # set up, then check klg.LSTM against keras.layers.LSTM on this
+#                         # machine's devices, one backend at a time (--quick, --json)
 #
 # Setup is idempotent: a virtual environment in .venv with TensorFlow, JAX and
 # PyTorch (CPU builds), the test and docs tools, and KaTeX for the site.
@@ -76,8 +78,17 @@ case "${1:-}" in
     shift
     python benchmarks/run.py "$@"
     ;;
+  check)
+    setup_python
+    shift
+    status=0
+    for backend in ${KLG_BACKENDS:-tensorflow jax torch}; do
+      KERAS_BACKEND=$backend python -m keras_lstm_gates.check "$@" || status=1
+    done
+    exit $status
+    ;;
   *)
-    sed -n '2,10p' "$0"
+    sed -n '2,12p' "$0"
     exit 2
     ;;
 esac
