@@ -331,3 +331,21 @@ def test_empty_batch_trains():
         grads = torch.autograd.grad(y.sum(), [v.value for v in layer.trainable_variables])
     for g, v in zip(grads, layer.trainable_variables):
         assert_close(to_numpy(g), np.zeros(v.shape, "float32"), f"d{v.path}")
+
+
+# -- the docs page's PyTorch block -------------------------------------------------
+
+DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "export.md"
+
+
+def test_docs_pytorch_onnx_block_runs():
+    # docs/export.md's ```python blocks run on TensorFlow in tests/site; its
+    # ```py block is the PyTorch backend's ONNX export, run here.
+    if BACKEND != "torch":
+        pytest.skip("the block exports on the PyTorch backend")
+    needs_onnx()
+    import re
+
+    blocks = re.findall(r"^```py\n(.*?)^```$", DOCS_PAGE.read_text(encoding="utf-8"), re.M | re.S)
+    assert len(blocks) == 1, "docs/export.md should hold one ```py block"
+    exec(compile(blocks[0], str(DOCS_PAGE), "exec"), {})
