@@ -153,6 +153,25 @@ def tracing():
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
 
 
+def warn_if_one_step(steps):
+    """Warn when an exporter traces a one-step sequence.
+
+    The exported loop is unrolled over the traced length; Keras traces a
+    ``None`` sequence length as 1, and that graph computes one step whatever
+    its input.  keras.layers.LSTM exports the same way, silently.
+    """
+    if int(steps) == 1:
+        import warnings
+
+        warnings.warn(
+            "klg.LSTM is being exported on the PyTorch backend with a sequence "
+            "length of 1: the exported graph will run exactly 1 step whatever its "
+            "input. Declare the length in keras.Input((timesteps, features)) or "
+            "in the export's input_signature.",
+            stacklevel=2,
+        )
+
+
 def plain_sequence(x, w, b, u, h0, c0, mask, trace):
     """The forward loop in plain differentiable ops, for exporters.
 
@@ -164,6 +183,7 @@ def plain_sequence(x, w, b, u, h0, c0, mask, trace):
     K = _TorchOps()
     torch = K.torch
     units = u.shape[0]
+    warn_if_one_step(x.shape[0])
     xz = torch.matmul(x, w) + b
     h, c = h0, c0
     hs, cs, acts = [], [], []
@@ -208,4 +228,8 @@ def lstm_sequence(x, w, b, u, h0, c0, mask, trace):
 
 def scan(fn, carry, xs, num_ys):
     """The generic loop: a Python loop over the leading axis."""
+    from keras import tree
+
+    if tracing():
+        warn_if_one_step(tree.flatten(xs)[0].shape[0])
     return common.python_scan(fn, carry, xs)

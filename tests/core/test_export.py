@@ -234,6 +234,20 @@ def test_onnx_matches_keras(rng, tmp_path, config):
     assert_close(got3, to_numpy(reference(x3)), f"ONNX {config}, batch 3")
 
 
+@pytest.mark.parametrize("options", [{}, {"variant": "CIFG"}], ids=["vanilla", "CIFG"])
+def test_onnx_torch_warns_on_an_unknown_sequence_length(rng, tmp_path, options):
+    # PyTorch's exporter unrolls the loop over the traced length, and Keras
+    # traces a None length as 1: the artifact would compute one step.
+    if BACKEND != "torch":
+        pytest.skip("the loop is unrolled by PyTorch's exporter only")
+    needs_onnx()
+    inputs = keras.Input((None, FEATURES))
+    model = keras.Model(inputs, klg.LSTM(UNITS, **options)(inputs))
+    model(data(rng))
+    with pytest.warns(UserWarning, match="sequence length of 1"):
+        export_onnx(model, tmp_path, "unknown_length")
+
+
 def test_onnx_variant_and_gates_match_reference(rng, tmp_path):
     needs_onnx()
     model, layer = gates_model(peepholes=True)
