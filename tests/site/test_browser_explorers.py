@@ -86,6 +86,14 @@ def _open(chromium, recorder, url: str, width: int, quiet: bool = True) -> None:
 
 
 def _shot(chromium, name: str, width: int, height: int | None = None) -> Path:
+    """A PNG of the page from its top (``height`` px, or all of it), or of
+    what the reader sees now with ``height=0``."""
+    if height == 0:
+        shot = chromium.send("Page.captureScreenshot", {"format": "png"}, timeout=60)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / name
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
     if height is None:
         metrics = chromium.send("Page.getLayoutMetrics")
         height = min(int(metrics["cssContentSize"]["height"]) + 1, 9000)
@@ -408,6 +416,21 @@ SYMBOL_CENTER = r"""
 })
 """
 
+# a point of the page's text, away from the popover and from any symbol
+EMPTY_SPOT = r"""
+(() => {
+  const popover = document.getElementById('klg-popover');
+  for (let y = 120; y < innerHeight - 20; y += 15) {
+    for (const x of [40, 120, 200]) {
+      const el = document.elementFromPoint(x, y);
+      if (el && el.closest('article p') && !el.closest('.katex, .arithmatex, a')
+          && !(popover && popover.contains(el))) return {x, y};
+    }
+  }
+  return {x: 40, y: innerHeight - 30};
+})()
+"""
+
 # no element inside aria-hidden markup may take focus
 HIDDEN_FOCUSABLE = r"""
 Array.from(document.querySelectorAll('[aria-hidden="true"] a[href], [aria-hidden="true"] [tabindex]'))
@@ -463,7 +486,8 @@ def test_popover_on_hover(server, browser, symbol_rows, width):  # noqa: F811
         chromium.pump(0.1)
         _check_popover(chromium.evaluate(POPOVER), symbol_rows, target["id"], server)
         checked += 1
-        _shot(chromium, f"popover-hover-{width}.png", width, 900) if checked == 1 else None
+        if checked == 1:
+            _shot(chromium, f"popover-hover-{width}.png", width, 0)
     _mouse(chromium, "mouseMoved", 5, 5)
     chromium.pump(0.5)
     assert chromium.evaluate(POPOVER) is None  # leaving closes it
@@ -487,11 +511,10 @@ def test_popover_on_tap(server, browser, symbol_rows, width):  # noqa: F811
         found = chromium.evaluate(POPOVER)
         _check_popover(found, symbol_rows, "input-gate", server)
         assert found["live"].startswith(symbol_rows["input-gate"]["name"])
-        _shot(chromium, f"popover-tap-{width}.png", width, 900)
+        _shot(chromium, f"popover-tap-{width}.png", width, 0)
         # a tap elsewhere closes it
-        chromium.send(
-            "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": 5, "y": 300}]}
-        )
+        spot = chromium.evaluate(EMPTY_SPOT)
+        chromium.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [spot]})
         chromium.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
         chromium.pump(0.3)
         assert chromium.evaluate(POPOVER) is None
@@ -530,22 +553,29 @@ def test_popover_by_keyboard(server, browser, symbol_rows, width):  # noqa: F811
     _press(chromium, "ArrowRight", 39)
     second = chromium.evaluate(POPOVER)
     _check_popover(second, symbol_rows, ids[1], server)
-    _shot(chromium, f"popover-keyboard-{width}.png", width, 900)
+    _shot(chromium, f"popover-keyboard-{width}.png", width, 0)
     _press(chromium, "Enter", 13)
     recorder.loaded = False
     chromium.wait_for(lambda: recorder.loaded, 30, "the symbols page")
-    chromium.pump(0.3)
-    row = chromium.evaluate(
+    row_script = (
         "(() => { const t = document.getElementById(location.hash.slice(1)).closest('tr');"
         " const other = t.parentElement.querySelector('tr:not(.klg-target)');"
         " return {hash: location.hash, cls: t.className, bg: getComputedStyle(t).backgroundColor,"
         " other: getComputedStyle(other).backgroundColor, top: t.getBoundingClientRect().top,"
         " height: innerHeight}; })()"
     )
+    row = {}
+
+    def highlighted():  # material eases a row's background in (a transition)
+        nonlocal row
+        row = chromium.evaluate(row_script)
+        return row["bg"] != row["other"]
+
+    chromium.wait_for(highlighted, 5, "the target row's highlight")
     assert row["hash"] == f"#sym-{ids[1]}"
     assert "klg-target" in row["cls"] and row["bg"] != row["other"], row
     assert 0 <= row["top"] < row["height"], row  # scrolled into view, below the header
-    _shot(chromium, f"symbols-row-target-{width}.png", width, 900)
+    _shot(chromium, f"symbols-row-target-{width}.png", width, 0)
 
 
 def test_no_focusable_link_inside_aria_hidden_math(site, server, browser):  # noqa: F811
@@ -713,4 +743,4 @@ def test_search_puts_the_titled_page_first(server, browser, width):  # noqa: F81
         leftovers = [r["text"][:120] for r in results if TEX.search(r["text"])]
         assert not leftovers, (query, leftovers)
         if query == "forget gate":
-            _shot(chromium, f"search-forget-gate-{width}.png", width, 900)
+            _shot(chromium, f"search-forget-gate-{width}.png", width, 0)
