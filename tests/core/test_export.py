@@ -287,6 +287,32 @@ def test_saved_model_serve_and_tfsmlayer(rng, tmp_path, config):
         assert_close(to_numpy(served(x)), expected, "TFSMLayer")
 
 
+def uses_xla(graph_def):
+    """Whether any call in ``graph_def`` or its functions must compile with XLA."""
+    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
+    return any(n.attr["_XlaMustCompile"].b for n in nodes if "_XlaMustCompile" in n.attr)
+
+
+@needs_tf
+def test_exported_graph_runs_the_plain_loop(rng, tmp_path):
+    # In a running program the loop is an XLA-compiled function; a graph
+    # written out holds the plain loop, which converters read and any
+    # TensorFlow runtime serves.
+    import tensorflow as tf
+
+    layer = klg.LSTM(UNITS)
+    model = keras.Sequential([keras.Input((None, FEATURES)), layer])
+    x = data(rng)
+    spec = tf.TensorSpec((None, None, FEATURES))
+    running = tf.function(lambda a: model(a)).get_concrete_function(spec)
+    assert uses_xla(running.graph.as_graph_def())
+    path = str(tmp_path / "saved")
+    model.export(path, format="tf_saved_model", verbose=False)
+    loaded = tf.saved_model.load(path)
+    assert not uses_xla(loaded.signatures["serving_default"].graph.as_graph_def())
+    assert_close(loaded.serve(tf.constant(x)).numpy(), to_numpy(model(x)), "serve")
+
+
 # -- the empty batch -------------------------------------------------------------
 
 
