@@ -229,7 +229,9 @@ class LSTMCell(Layer, DropoutRNNCell):
         for name in GATE_NAMES:
             gate = None
             if name in self.spec.present_gates:
-                gate = _GATE_CLASSES[name](self.units, **self._gate_kwargs(name, draws))
+                gate = _GATE_CLASSES[name](
+                    self.units, trainable=self.trainable, **self._gate_kwargs(name, draws)
+                )
             self.gates[name] = gate
         self.input_gate = self.gates["input_gate"]
         self.forget_gate = self.gates["forget_gate"]

@@ -8,7 +8,7 @@ initialisation of Tallec & Ollivier (2018).
 """
 
 import numpy as np
-from keras import initializers, ops
+from keras import backend, initializers, ops
 from keras.initializers import Initializer
 from keras.saving import register_keras_serializable
 
@@ -54,7 +54,7 @@ class FusedSlice(Initializer):
             full = self.draws[key]
         else:
             full = self.initializer(full_shape, dtype=dtype)
-            if self.draws is not None:
+            if self.draws is not None and _is_concrete(full):
                 self.draws[key] = full
         return full[..., self.index * width : (self.index + 1) * width]
 
@@ -64,6 +64,25 @@ class FusedSlice(Initializer):
             "index": self.index,
             "count": self.count,
         }
+
+
+def _is_concrete(value):
+    """Whether ``value`` holds numbers, not a symbol of a graph being traced.
+
+    Keras initialises a variable lazily when it is created inside a traced
+    function (a subclassed model's first symbolic call): a draw kept from
+    there belongs to that graph and cannot be read outside it.
+    """
+    name = backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly()
+    if name == "jax":
+        import jax
+
+        return not isinstance(value, jax.core.Tracer)
+    return True
 
 
 @register_keras_serializable(package=PACKAGE)

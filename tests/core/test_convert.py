@@ -421,11 +421,6 @@ def test_converted_model_saves_and_trains(rng, tmp_path):
     assert np.abs(klg.get_fused_weights(ours.layers[0].forward_layer)[0] - before).max() > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="klg.LSTM(trainable=False), as from_config builds it, leaves its gates' "
-    "variables trainable (cell.py creates the gates without the flag)",
-)
 def test_frozen_converted_model_stays_frozen_after_saving(rng, tmp_path):
     model = keras.Sequential([keras.Input((T, D)), keras.layers.LSTM(3, trainable=False)])
     ours = klg.convert(model)

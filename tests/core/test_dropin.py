@@ -394,3 +394,20 @@ def test_from_keras_and_to_keras_carry_implementation():
 def test_bad_implementation(cls, bad):
     with pytest.raises(ValueError, match=r"Expected `implementation` to be 1 .* or 2 .*received"):
         cls(3, implementation=bad)
+
+
+# -- trainable=False at construction ---------------------------------------------
+
+
+@pytest.mark.parametrize("frozen_at", ["constructor", "from_config"])
+def test_trainable_false_freezes_every_gate_as_keras_freezes_its_weights(frozen_at):
+    ref = keras.Sequential([keras.Input((4, 3)), keras.layers.LSTM(3, trainable=False)])
+    layer = klg.LSTM(3, trainable=False)
+    if frozen_at == "from_config":
+        layer = klg.LSTM.from_config(layer.get_config())
+    ours = keras.Sequential([keras.Input((4, 3)), layer])
+    assert len(ref.trainable_weights) == 0
+    assert len(ours.trainable_weights) == len(ref.trainable_weights)
+    assert len(ref.non_trainable_weights) == 3
+    assert len(ours.non_trainable_weights) == 12
+    assert all(not v.trainable for v in ours.weights)
