@@ -499,6 +499,26 @@ def _describe(inputs):
     return type(inputs).__name__
 
 
+class _global_rng_state:
+    """PyTorch's global random state, to put back after a trace: on the torch
+    backend a recurrent layer with dropout (``keras.layers.LSTM`` as well as
+    klg's) draws from it even in inference, which would shift the dropout
+    masks of the next training step."""
+
+    def __init__(self):
+        import torch
+
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+
+    def restore(self):
+        import torch
+
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state_all(self.cuda)
+
+
 def _eager_tracer(model, found, lstms, inputs, mask):
     """:func:`keras_lstm_gates.trace` on the model's own klg LSTMs (its route
     for ``keras.layers.LSTM``, a converted copy of the model, left out)."""
@@ -508,11 +528,14 @@ def _eager_tracer(model, found, lstms, inputs, mask):
 
     def tracer():
         snapshot = _snapshot(found)
+        rng = _global_rng_state() if keras.backend.backend() == "torch" else None
         try:
             with _Recorder(lstms) as recorder:
                 _call(model, inputs, call_kwargs)
         finally:
             _restore(snapshot)
+            if rng is not None:
+                rng.restore()
         if not recorder.records:
             raise ValueError(f"none of the klg.LSTM layers of {model.name!r} ran on these inputs.")
         return GateTraces((t.name, t) for t in recorder.records)

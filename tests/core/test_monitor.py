@@ -366,3 +366,32 @@ def test_stateful_layer_states_are_left_as_they_were():
     for a, b in zip(before, after):
         np.testing.assert_array_equal(a, b)
     assert np.abs(before[0]).max() > 0
+
+
+def test_mixed_model_warns_that_keras_lstms_are_not_traced():
+    x, _ = data(10, n=B)
+    model = keras.Sequential(
+        [
+            keras.Input((T, D)),
+            keras.layers.LSTM(H, return_sequences=True, name="plain"),
+            klg.LSTM(H, name="memory"),
+        ]
+    )
+    monitor = klg.GateMonitor(x)
+    monitor.set_model(model)
+    with pytest.warns(UserWarning, match=r"klg.LSTM layers .* only, not its keras.layers.LSTM"):
+        traces = monitor.trace()
+    assert list(traces) == ["memory"]
+
+
+def test_demo_runs_with_the_monitor(tmp_path, capsys):
+    from keras_lstm_gates import demo
+
+    args = ["--train", "128", "--epochs", "2", "--length", "8", "--units", "4"]
+    demo.main(args + ["--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "Forget gate during training (klg.GateMonitor on 64 test sequences" in out
+    assert out.count("klg_lstm ") >= 2
+    if HAS_TENSORBOARD:
+        assert (tmp_path / "tensorboard" / "gates").is_dir()
+        assert f"tensorboard --logdir {tmp_path / 'tensorboard'}" in out
