@@ -550,7 +550,15 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
     if args.tf_memory:
-        rows = [measure_tf_memory(shape, args.grid != "quick") for shape in GRIDS[args.grid]]
+        rows = []
+        for shape in GRIDS[args.grid]:
+            rows.append(measure_tf_memory(shape, args.grid != "quick"))
+            peak = {n: v / 2**20 for n, v in rows[-1]["train_step_tf_allocator_peak_bytes"].items()}
+            print(
+                f"[tensorflow] B,T,D,H={shape}: train-step allocator peak klg / keras "
+                f"{peak['klg']:.1f} / {peak['keras']:.1f} MiB",
+                flush=True,
+            )
         with open(args.json, "w") as f:
             json.dump({"backend": "tensorflow", "memory": rows}, f, indent=1)
         return 0
@@ -576,6 +584,10 @@ def main(argv=None):
             f, t = row["forward"], row["train_step"]
             message = f"klg/keras forward {f['klg']['ms'] / f['keras']['ms']:.2f}, "
             message += f"train step {t['klg']['ms'] / t['keras']['ms']:.2f}"
+            temp = row.get("train_step_xla_temp_bytes", {})
+            if temp.get("keras") and "klg" in temp:
+                mib = {n: v / 2**20 for n, v in temp.items()}
+                message += f", train-step XLA scratch {mib['klg']:.1f} / {mib['keras']:.1f} MiB"
             keras.utils.clear_session()
         row["seconds"] = time.perf_counter() - start
         results["shapes"].append(row)
