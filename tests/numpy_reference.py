@@ -8,7 +8,10 @@ recurrence ``R[name]`` (3 * units, units) reading the previous step's
 ``[i, f, o]``.  Every variant of Greff et al. (2017) is one flag.
 
 Masks follow keras.layers.RNN: a masked step keeps ``h`` and ``c`` and
-outputs the previous ``h`` (or zeros with ``zero_output_for_mask``).
+outputs the previous output (or zeros with ``zero_output_for_mask``).
+Before a row's first unmasked step that previous output is the initial
+``h`` in Keras's JAX scan (``first_output="carried"``) and zeros in its
+TensorFlow and PyTorch loops and every unrolled loop (``"zeros"``).
 """
 
 import numpy as np
@@ -65,6 +68,7 @@ def lstm_sequence(
     p=None,
     R=None,
     gate_act=sigmoid,
+    first_output="carried",
 ):
     """Run over ``x`` (batch, time, features).
 
@@ -79,11 +83,15 @@ def lstm_sequence(
     c = np.zeros((batch, units)) if c0 is None else np.asarray(c0, np.float64)
     prev = np.zeros((batch, 3 * units)) if R is not None else None
     order = range(steps - 1, -1, -1) if go_backwards else range(steps)
+    if first_output not in ("carried", "zeros"):
+        raise ValueError(f"first_output must be 'carried' or 'zeros', got {first_output!r}")
+    previous_output = h if first_output == "carried" else np.zeros_like(h)
     outputs, trace = [], {k: [] for k in "ifgoc"}
     for t in order:
         h_new, c_new, gates = lstm_step(x[:, t], h, c, W, U, b, variant, p, R, prev, gate_act)
         keep = np.ones((batch, 1), bool) if mask is None else np.asarray(mask)[:, t][:, None]
-        out = np.where(keep, h_new, 0.0 if zero_output_for_mask else h)
+        out = np.where(keep, h_new, 0.0 if zero_output_for_mask else previous_output)
+        previous_output = np.where(keep, h_new, previous_output)
         h = np.where(keep, h_new, h)
         c = np.where(keep, c_new, c)
         if prev is not None:
