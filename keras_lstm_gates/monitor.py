@@ -597,6 +597,7 @@ def _compiled_tracer(model, found, lstms, inputs, mask):
         import tensorflow as tf
 
         tensors = keras.tree.map_structure(tf.convert_to_tensor, inputs)
+        warmed = []
         mask_tensor = None if mask is None else tf.convert_to_tensor(mask)
 
         @tf.function
@@ -607,6 +608,12 @@ def _compiled_tracer(model, found, lstms, inputs, mask):
         def execute():
             snapshot = _snapshot(found)
             try:
+                if not warmed:
+                    # One eager call first: whatever a layer builds lazily on
+                    # its first call is then not built inside the graph.
+                    extra = {} if mask is None else {"mask": mask_tensor}
+                    _call(model, tensors, {**kwargs, **extra})
+                    warmed.append(True)
                 return run(tensors, mask_tensor)
             finally:
                 _restore(snapshot)
