@@ -25,6 +25,28 @@ PYTHON_BLOCK = re.compile(
 )
 
 
+EQUATION_PAGES = (
+    "activation-of-a-layer",
+    "sigmoid",
+    "forget-gate",
+    "input-gate",
+    "candidate-memory",
+    "cell-state-update",
+    "output-gate",
+    "hidden-state",
+)
+
+
+def site_pages(site: Path) -> list[str]:
+    """Every page of a built site as a URL path below its root ('' is the home page)."""
+    found = []
+    for index in sorted(site.rglob("index.html")):
+        rel = index.parent.relative_to(site).as_posix()
+        if not rel.startswith(("assets", "search")):
+            found.append("" if rel == "." else rel + "/")
+    return found
+
+
 def pages() -> list[Path]:
     """Every Markdown page of the site, sorted."""
     return sorted(DOCS.rglob("*.md"))

@@ -134,8 +134,9 @@ class Recorder:
             self.loaded = True
 
 
-@pytest.fixture(scope="module")
-def browser(server):
+def open_browser(server: str):
+    """A headless Chromium page at 1280 x 900 whose requests ``Recorder``
+    watches, allowed to reach ``server`` only; yields ``(chromium, recorder)``."""
     executable = find_chromium()
     if executable is None:
         message = "Chromium is not installed (apt-get install chromium; tasks.sh does it)"
@@ -159,15 +160,9 @@ def browser(server):
         chromium.close()
 
 
-def _site_pages(site: Path) -> list[str]:
-    """Every page of the built site as a URL path ('' is the home page)."""
-    found = []
-    for index in sorted(site.rglob("index.html")):
-        rel = index.parent.relative_to(site).as_posix()
-        if rel.startswith(("assets", "search")):
-            continue
-        found.append("" if rel == "." else rel + "/")
-    return found
+@pytest.fixture(scope="module")
+def browser(server):
+    yield from open_browser(server)
 
 
 def _visit(chromium: Chromium, recorder: Recorder, url: str) -> dict:
@@ -204,7 +199,7 @@ def _screenshot(chromium: Chromium, name: str) -> Path:
 
 def test_every_page_renders_offline(site, server, browser):
     chromium, recorder = browser
-    pages = _site_pages(site)
+    pages = sitebuild.site_pages(site)
     assert "symbols/" in pages and "equations/forget-gate/" in pages, pages
     symbols = _visit(chromium, recorder, server + "symbols/")
     symbol_ids = set(symbols["ids"])

@@ -43,16 +43,7 @@ import keras_lstm_gates as klg
 
 SHOTS = sitebuild.ROOT / "build" / "screenshots" / "explorers"
 WIDTHS = (1280, 390)
-EQUATION_PAGES = (
-    "activation-of-a-layer",
-    "sigmoid",
-    "forget-gate",
-    "input-gate",
-    "candidate-memory",
-    "cell-state-update",
-    "output-gate",
-    "hidden-state",
-)
+EQUATION_PAGES = sitebuild.EQUATION_PAGES
 # page -> the gate part of its explorer
 EXPLORERS = {
     "explanations/forgetting-a-worked-example/": "forget",
@@ -110,15 +101,6 @@ def _shot(chromium, name: str, width: int, height: int | None = None) -> Path:
     path = SHOTS / name
     path.write_bytes(base64.b64decode(shot["data"]))
     return path
-
-
-def _pages(site: Path) -> list[str]:
-    found = []
-    for index in sorted(site.rglob("index.html")):
-        rel = index.parent.relative_to(site).as_posix()
-        if not rel.startswith(("assets", "search")):
-            found.append("" if rel == "." else rel + "/")
-    return found
 
 
 # -- the diagram ---------------------------------------------------------------------
@@ -617,7 +599,7 @@ def test_layout(site, server, browser, width):  # noqa: F811
     no link inside KaTeX's aria-hidden markup takes keyboard focus."""
     chromium, recorder = browser
     problems = {}
-    for path in _pages(site):
+    for path in sitebuild.site_pages(site):
         _open(chromium, recorder, server + path, width, quiet=False)
         found = chromium.evaluate(LAYOUT)
         issues = []

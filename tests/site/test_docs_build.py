@@ -19,16 +19,7 @@ import pytest
 import sitebuild
 
 ROOT = sitebuild.ROOT
-EQUATION_PAGES = (
-    "activation-of-a-layer",
-    "sigmoid",
-    "forget-gate",
-    "input-gate",
-    "candidate-memory",
-    "cell-state-update",
-    "output-gate",
-    "hidden-state",
-)
+EQUATION_PAGES = sitebuild.EQUATION_PAGES
 EQUATION_SECTIONS = [
     "Prerequisites",
     "Description",

@@ -61,16 +61,6 @@ def site():
     return site_dir
 
 
-def _pages(site: Path) -> list[str]:
-    """Every page of the built site as a path below the site root."""
-    found = []
-    for index in sorted(site.rglob("index.html")):
-        rel = index.parent.relative_to(site).as_posix()
-        if not rel.startswith(("assets", "search")):
-            found.append("" if rel == "." else rel + "/")
-    return found
-
-
 # -- configuration -----------------------------------------------------------
 
 
@@ -115,13 +105,13 @@ def test_sitemap_lists_every_page_under_the_site_url(site):
     assert all(loc.startswith(SITE_URL) for loc in locs), [
         loc for loc in locs if not loc.startswith(SITE_URL)
     ]
-    assert sorted(loc[len(SITE_URL) :] for loc in locs) == sorted(_pages(site))
+    assert sorted(loc[len(SITE_URL) :] for loc in locs) == sorted(sitebuild.site_pages(site))
 
 
 def test_every_page_has_an_edit_link_to_a_file_of_the_repository(site):
     base = _config()["repo_url"].rstrip("/") + "/edit/main/"
     missing, wrong = [], []
-    for page in _pages(site):
+    for page in sitebuild.site_pages(site):
         text = (site / page / "index.html").read_text(encoding="utf-8")
         links = re.findall(r'<a href="([^"]+)" title="Edit this page"', text)
         if len(links) != 1:
@@ -263,30 +253,9 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
 
 @pytest.fixture(scope="module")
 def browser():
-    from cdp import Chromium, find_chromium
-    from test_browser import Recorder
+    from test_browser import open_browser
 
-    executable = find_chromium()
-    if executable is None:
-        message = "Chromium is not installed (apt-get install chromium; tasks.sh does it)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message + " and CI=true, so the browser test cannot be skipped.")
-        pytest.skip(message)
-    recorder = Recorder("http://127.0.0.1:")
-    chromium = Chromium(executable, recorder)
-    recorder.browser = chromium
-    try:
-        chromium.open_page()
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            chromium.send(f"{domain}.enable")
-        chromium.send("Fetch.enable", {"patterns": [{"urlPattern": "*"}]})
-        chromium.send(
-            "Emulation.setDeviceMetricsOverride",
-            {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False},
-        )
-        yield chromium, recorder
-    finally:
-        chromium.close()
+    yield from open_browser("http://127.0.0.1:")
 
 
 def _open(chromium, recorder, url):
