@@ -50,10 +50,13 @@ class LSTM(RNN):
         c_t = f_t * c_{t-1} + i_t * g_t
         h_t = o_t * tanh(c_t)
 
-    The weights are concatenated at call time (never stored twice) so that
-    the input projection of all timesteps is one matmul and each step one
-    recurrent matmul.  On a GPU, when the configuration allows it, the layer
-    calls the same cuDNN kernel as ``keras.layers.LSTM`` (see ``use_cudnn``).
+    The gates' weights are stored once, in the gate sublayers, and
+    concatenated at call time so that each step is one matmul for all
+    gates; in the vanilla configuration from 256 units, each gate is
+    multiplied by its own weights instead, so that a training step holds no
+    concatenated copy of the weights or of their gradients.  On a GPU, when
+    the configuration allows it, the layer calls the same cuDNN kernel as
+    ``keras.layers.LSTM`` (see ``use_cudnn``).
 
     Args:
         units, activation, recurrent_activation, use_bias,

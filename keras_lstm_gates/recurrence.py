@@ -1,8 +1,12 @@
-"""The fused LSTM computation: one matmul for all gates, over a whole sequence.
+"""The fused LSTM computation: the gates' matmuls run together, over a whole sequence.
 
-The gate sublayers hold the only copy of the weights.  At call time
-:func:`fused_weights` concatenates them along the gate axis (a view of the
-sublayers' variables), so that:
+The gate sublayers hold the only copy of the weights.  The vanilla LSTM runs
+in :mod:`keras_lstm_gates.loops`, which takes each gate's weights as they are
+and joins them for one matmul per step only in small layers (a joined copy
+of a large layer's weights would cost memory that keras.layers.LSTM, whose
+variables are joined already, never spends).  Every other configuration runs
+here: :meth:`StepPlan.weights` concatenates the gates' weights along the gate
+axis at call time, so that:
 
 * the input projection of every timestep is one matmul outside the loop;
 * each step does one recurrent matmul for every gate;
@@ -194,9 +198,7 @@ def run_sequence(
     ``unroll`` setting.  ``mask`` is (batch, time) or (batch, time, 1).
     """
     plan = StepPlan(cell)
-    kernel, recurrent_kernel, bias = plan.weights()
-    grk = plan.gate_recurrent_kernel() if plan.spec.full_gate_recurrence else None
-    dtype = kernel.dtype
+    dtype = ops.convert_to_tensor(cell.gates[plan.order[0]].kernel).dtype
     x = ops.cast(inputs, dtype)
     if input_dropout_mask is not None and not per_gate_masks(input_dropout_mask):
         x = x * ops.expand_dims(ops.cast(input_dropout_mask, dtype), 1)
@@ -220,7 +222,6 @@ def run_sequence(
         return _run_vanilla_kernel(
             plan,
             x,
-            (kernel, bias, recurrent_kernel),
             initial_state,
             mask,
             zero_output_for_mask,
@@ -229,6 +230,8 @@ def run_sequence(
             unroll,
         )
 
+    kernel, recurrent_kernel, bias = plan.weights()
+    grk = plan.gate_recurrent_kernel() if plan.spec.full_gate_recurrence else None
     # The input projection of every step in one matmul (one per gate with
     # per-gate dropout masks).
     xz = project(plan, x, kernel, input_dropout_mask)
@@ -382,7 +385,6 @@ def uses_vanilla_kernel(plan):
 def _run_vanilla_kernel(
     plan,
     x,
-    weights,
     initial_state,
     mask,
     zero_output_for_mask,
@@ -393,17 +395,22 @@ def _run_vanilla_kernel(
     """The fast path of :func:`run_sequence` (see :func:`uses_vanilla_kernel`)."""
     from . import loops
 
-    kernel, bias, recurrent_kernel = weights
     dtype = x.dtype
-    if bias is None:
-        bias = ops.zeros(kernel.shape[-1:], dtype)
+    # The gates' own weights: the loops join them only where that pays.
+    gates = [plan.cell.gates[n] for n in COMPUTE_ORDER]
+    kernels = [ops.convert_to_tensor(g.kernel) for g in gates]
+    recurrent_kernels = [ops.convert_to_tensor(g.recurrent_kernel) for g in gates]
+    if plan.cell.use_bias:
+        biases = [ops.convert_to_tensor(g.bias) for g in gates]
+    else:
+        biases = [ops.zeros((plan.units,), dtype) for _ in gates]
     h0 = ops.cast(initial_state[0], dtype)
     c0 = ops.cast(initial_state[1], dtype)
     result = loops.lstm_sequence(
-        x, kernel, bias, recurrent_kernel, h0, c0, mask=mask, trace=return_gates
+        x, kernels, biases, recurrent_kernels, h0, c0, mask=mask, trace=return_gates
     )
-    hs, c_last = result[0], result[1]
-    last_output = hs[-1]
+    hs, c_last = result[0], result[1]  # hs is batch major
+    last_state = hs[:, -1]
     # Which steps output the carried h; the others output zeros.
     keep = None
     if mask is not None and zero_output_for_mask:
@@ -411,12 +418,12 @@ def _run_vanilla_kernel(
     elif mask is not None and keras_starts_output_at_zero(unroll):
         keep = steps_seen(mask)
     if return_sequences:
-        outputs_tm = hs
+        outputs = hs
         if keep is not None:
-            outputs_tm = ops.where(keep, hs, ops.zeros_like(hs))
-        outputs = ops.transpose(outputs_tm, (1, 0, 2))
-        last_output = outputs_tm[-1]
+            outputs = ops.where(ops.transpose(keep, (1, 0, 2)), hs, ops.zeros_like(hs))
+        last_output = outputs[:, -1]
     else:
+        last_output = last_state
         if keep is not None:
             last_output = ops.where(keep[-1], last_output, ops.zeros_like(last_output))
         outputs = ops.expand_dims(last_output, 1)
@@ -425,10 +432,6 @@ def _run_vanilla_kernel(
         cs, acts = result[2], result[3]
         if mask is not None:
             cs = ops.where(mask, cs, ops.zeros_like(cs))
-        units = plan.units
-        trace = {
-            name: ops.transpose(acts[:, :, k * units : (k + 1) * units], (1, 0, 2))
-            for k, name in enumerate(COMPUTE_ORDER)
-        }
+        trace = {name: ops.transpose(a, (1, 0, 2)) for name, a in zip(COMPUTE_ORDER, acts)}
         trace["cell_state"] = ops.transpose(cs, (1, 0, 2))
-    return last_output, outputs, [hs[-1], c_last], trace
+    return last_output, outputs, [last_state, c_last], trace

@@ -2,12 +2,13 @@
 
 Two entry points, dispatched on ``keras.backend.backend()``:
 
-``lstm_sequence(x, kernel, bias, recurrent_kernel, h0, c0, mask=None, trace=False)``
+``lstm_sequence(x, kernels, biases, recurrent_kernels, h0, c0, mask=None, trace=False)``
     The vanilla LSTM (sigmoid gates, tanh candidate and output) over a
     time-major sequence, with a hand-written backward pass: no autodiff
     bookkeeping, no stored pre-activations, a few element-wise ops and the
-    gates' matmuls per step.  This is the fast path of
-    :func:`~keras_lstm_gates.recurrence.run_sequence`.
+    gates' matmuls per step.  It takes the gate sublayers' own weights, one
+    array per gate, and gives their gradients the same way.  This is the
+    fast path of :func:`~keras_lstm_gates.recurrence.run_sequence`.
 
 ``scan(fn, carry, xs, num_ys)``
     A generic loop for every other configuration (variants, peepholes, other
@@ -26,9 +27,13 @@ Modules:
 Each backend module is imported only when its backend runs (and imports its
 framework only inside its functions).
 
-Layout: ``x`` is time-major ``(time, batch, features)``; the fused weights
-have their gate blocks in the order input, forget, output, candidate (the
-sigmoid gates first); ``mask`` is ``(time, batch, 1)`` booleans.
+Layout: ``x`` is time-major ``(time, batch, features)``, the returned
+``hs`` batch-major ``(batch, time, units)`` (the layer's output, so that
+TensorFlow keeps no time-major copy of it, nor of its gradient, through the
+training step), the traced cell states and activations time-major; the per-gate
+weights, activations and gradients are lists in the order input, forget,
+output, candidate (the sigmoid gates first); ``mask`` is ``(time, batch, 1)``
+booleans.
 """
 
 from keras import backend
@@ -50,14 +55,16 @@ def _backend_module():
     return module
 
 
-def lstm_sequence(x, kernel, bias, recurrent_kernel, h0, c0, mask=None, trace=False):
+def lstm_sequence(x, kernels, biases, recurrent_kernels, h0, c0, mask=None, trace=False):
     """Run a vanilla LSTM over a time-major sequence.
 
     Args:
         x: ``(time, batch, features)``.
-        kernel: ``(features, 4 * units)``, gate blocks in the order i, f, o, g.
-        bias: ``(4 * units,)`` in the same order.
-        recurrent_kernel: ``(units, 4 * units)``, same order.
+        kernels: the gates' ``(features, units)`` kernels, in the order
+            i, f, o, g.
+        biases: their ``(units,)`` biases, same order.
+        recurrent_kernels: their ``(units, units)`` recurrent kernels, same
+            order.
         h0, c0: ``(batch, units)`` initial states.
         mask: ``None`` or ``(time, batch, 1)`` booleans; a masked step keeps
             ``h`` and ``c`` (its output is the carried ``h``).
@@ -65,29 +72,36 @@ def lstm_sequence(x, kernel, bias, recurrent_kernel, h0, c0, mask=None, trace=Fa
             activations of every step.
 
     Returns:
-        ``(hs, c_last)``: ``hs`` ``(time, batch, units)`` holds the carried
-        ``h`` of every step and ``c_last`` the final cell state.  With
+        ``(hs, c_last)``: ``hs`` ``(batch, time, units)`` (batch major, the
+        layer's output layout) holds the carried ``h`` of every step and
+        ``c_last`` the final cell state.  With
         ``trace=True``, ``(hs, c_last, cs, acts)`` where ``cs`` is
-        ``(time, batch, units)`` and ``acts`` ``(time, batch, 4 * units)``
-        holds ``i, f, o, g`` (zero on masked steps).
+        ``(time, batch, units)`` and ``acts`` the list ``[i, f, o, g]`` of
+        ``(time, batch, units)`` activations (zero on masked steps).
 
     >>> import numpy as np
     >>> T, B, D, H = 5, 2, 3, 4
     >>> rng = np.random.default_rng(0)
-    >>> x = rng.normal(size=(T, B, D)).astype("float32")
-    >>> w = rng.normal(size=(D, 4 * H)).astype("float32")
-    >>> u = rng.normal(size=(H, 4 * H)).astype("float32")
-    >>> b = np.zeros(4 * H, "float32")
-    >>> zeros = np.zeros((B, H), "float32")
-    >>> x, w, b, u, zeros = (keras.ops.convert_to_tensor(a) for a in (x, w, b, u, zeros))
-    >>> hs, c = lstm_sequence(x, w, b, u, zeros, zeros)
+    >>> def tensors(*shape):
+    ...     return [keras.ops.convert_to_tensor(rng.normal(size=shape).astype("float32"))
+    ...             for _ in range(4)]
+    >>> x = keras.ops.convert_to_tensor(rng.normal(size=(T, B, D)).astype("float32"))
+    >>> kernels, recurrent_kernels, biases = tensors(D, H), tensors(H, H), tensors(H)
+    >>> zeros = keras.ops.zeros((B, H))
+    >>> hs, c = lstm_sequence(x, kernels, biases, recurrent_kernels, zeros, zeros)
     >>> tuple(hs.shape), tuple(c.shape)
-    ((5, 2, 4), (2, 4))
+    ((2, 5, 4), (2, 4))
     """
     module = _backend_module()
     if module is None:
         raise NotImplementedError(f"lstm_sequence: no kernel for backend {backend.backend()!r}.")
-    return module.lstm_sequence(x, kernel, bias, recurrent_kernel, h0, c0, mask, trace)
+    parts = [list(p) for p in (kernels, biases, recurrent_kernels)]
+    if any(len(p) != common.PARTS for p in parts):
+        raise ValueError(
+            "lstm_sequence: expected one kernel, bias and recurrent kernel for each of the "
+            f"{common.PARTS} parts (i, f, o, g), received {[len(p) for p in parts]}."
+        )
+    return module.lstm_sequence(x, *parts, h0, c0, mask, trace)
 
 
 def scan(fn, carry, xs, num_ys):

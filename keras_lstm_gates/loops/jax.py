@@ -7,6 +7,12 @@ more in memory traffic and page faults than the large matmul saves
 (measured: matmuls after the loop were 1.08-1.15x slower at 128 and 256
 units).  From 512 units on it is the other way round (1.3x faster at 1024
 units), and the weight gradients are computed after the backward loop.
+
+The weights come in as the gates' own arrays, and their gradients go out the
+same way.  Small layers join them for one matmul per step; from
+:data:`~.common.SEPARATE_BLOCKS_MIN_UNITS` on, each gate is multiplied
+apart, so that the step's scratch memory holds no joined copy of the weights
+or of their gradients.
 """
 
 from . import common
@@ -48,55 +54,54 @@ def _jax_kernel(masked, trace):
     K = _JaxOps()
     jnp = K.jnp
 
-    def forward(x, w, b, u, h0, c0, mask, save):
-        units = u.shape[0]
+    def forward(x, ws, bs, us, h0, c0, mask, save):
+        units = us[0].shape[0]
+        blocks = common.block_count(units)
+        w, b, u = (common.weight_blocks(K, p, blocks) for p in (ws, bs, us))
 
         def body(carry, inputs):
             h_prev, c_prev = carry
             x_t = inputs[0] if masked else inputs
-            z = x_t @ w + h_prev @ u + b
-            h, c, s, g = common.forward_step(K, units, z, c_prev)
+            zs = [x_t @ wj + h_prev @ uj + bj for wj, uj, bj in zip(w, u, b)]
+            h, c, acts = common.forward_step(K, common.parts_of(K, zs, units), c_prev)
             if masked:
                 m = inputs[1]
                 h = jnp.where(m, h, h_prev)
                 c = jnp.where(m, c, c_prev)
             if not save:
                 return (h, c), h
-            # i, f, o, g leave the loop as four arrays and are joined below:
-            # XLA folds the per-gate slices of a return_gates trace into that
-            # join, where slicing one joined loop output costs a copy pass.
-            parts = (*K.split(s, (units, units, units)), g)
             if masked and trace:
-                parts = tuple(jnp.where(m, p, 0.0) for p in parts)
-            return (h, c), (h, c, *parts)
+                acts = [jnp.where(m, a, 0.0) for a in acts]
+            return (h, c), (h, c, tuple(acts))
 
         xs = (x, mask) if masked else x
         (_, c_last), ys = jax.lax.scan(body, (h0, c0), xs)
-        if save:
-            ys = (ys[0], ys[1], K.concat(ys[2:]))
         return c_last, ys
 
     @jax.custom_vjp
-    def kernel(x, w, b, u, h0, c0, mask):
+    def kernel(x, ws, bs, us, h0, c0, mask):
         if trace:
-            c_last, (hs, cs, acts) = forward(x, w, b, u, h0, c0, mask, True)
+            c_last, (hs, cs, acts) = forward(x, ws, bs, us, h0, c0, mask, True)
             return hs, c_last, cs, acts
-        c_last, hs = forward(x, w, b, u, h0, c0, mask, False)
+        c_last, hs = forward(x, ws, bs, us, h0, c0, mask, False)
         return hs, c_last
 
-    def kernel_fwd(x, w, b, u, h0, c0, mask):
-        c_last, (hs, cs, acts) = forward(x, w, b, u, h0, c0, mask, True)
+    def kernel_fwd(x, ws, bs, us, h0, c0, mask):
+        c_last, (hs, cs, acts) = forward(x, ws, bs, us, h0, c0, mask, True)
         out = (hs, c_last, cs, acts) if trace else (hs, c_last)
-        return out, (x, w, u, h0, c0, mask, hs, cs, acts)
+        return out, (x, ws, us, h0, c0, mask, hs, cs, acts)
 
     def backward(res, cts):
-        dtype = res[0].dtype
+        x, ws, us, h0, c0, mask, hs, cs, acts = res
+        dtype = x.dtype
         # Half-precision runs keep their gradients in float32 inside the loop.
         work = jnp.promote_types(dtype, jnp.float32)
-        res = [r if r is None or r.dtype == bool else r.astype(work) for r in res]
-        cts = [ct.astype(work) for ct in cts]
-        x, w, u, h0, c0, mask, hs, cs, acts = res
-        units = u.shape[0]
+        res = jax.tree_util.tree_map(lambda r: r if r.dtype == bool else r.astype(work), res)
+        x, ws, us, h0, c0, mask, hs, cs, acts = res
+        cts = jax.tree_util.tree_map(lambda ct: ct.astype(work), cts)
+        units = us[0].shape[0]
+        blocks = common.block_count(units)
+        w, u = common.weight_blocks(K, ws, blocks), common.weight_blocks(K, us, blocks)
         # Small layers accumulate the weight gradients inside the loop; from
         # 512 units on, the loop only emits dz and the weight gradients are
         # one large matmul each after it (1.3x faster at B=16, H=1024, where
@@ -106,83 +111,106 @@ def _jax_kernel(masked, trace):
         # contract plain (row-major) operands.
         hs_t = None if after else jnp.swapaxes(hs, 1, 2)
 
-        # dz @ U^T and dz @ W^T.  From 512 units on, one contraction over the
-        # weights' gate axis, with no transposed copy of the weights: such a copy of U is 16 MiB at 1024 units, held through the
-        # backward loop (the training step's XLA scratch at B=1, T=100,
-        # H=1024: 34.7 MiB with the copy, 19.5 without).  Smaller layers
-        # transpose U and W once: their recurrent matmul, one per step, was
-        # 1.3x slower on a transposed operand (B=8, T=500, H=64).
-        if after:
+        # dz @ U^T and dz @ W^T.  Weights multiplied gate by gate are
+        # contracted over their gate axis as they are, with no transposed
+        # copy (one of U is 16 MiB at 1024 units, held through the backward
+        # loop).  A joined block is transposed once: its recurrent matmul,
+        # one per step, was 1.3x slower on a transposed operand (B=8, T=500,
+        # H=64).
+        if blocks == 1:
+            u_t, w_t = [u[0].T], [w[0].T]
 
-            def recurrent(dz):
-                return jax.lax.dot_general(dz, u, (((dz.ndim - 1,), (1,)), ((), ())))
-
-            def to_inputs(dz):
-                return jax.lax.dot_general(dz, w, (((dz.ndim - 1,), (1,)), ((), ())))
+            def times_transposed(dzb, _, transposed):
+                return dzb @ transposed
 
         else:
-            u_t, w_t = u.T, w.T
+            u_t = w_t = [None] * blocks
 
-            def recurrent(dz):
-                return dz @ u_t
+            def times_transposed(dzb, weight, _):
+                return jax.lax.dot_general(dzb, weight, (((dzb.ndim - 1,), (1,)), ((), ())))
 
-            def to_inputs(dz):
-                return dz @ w_t
+        def product(dzb, weights, transposed):
+            """``sum_j dz_j W_j^T`` over the blocks ``dzb`` of dz."""
+            terms = [times_transposed(d, m, t) for d, m, t in zip(dzb, weights, transposed)]
+            total = terms[0]
+            for term in terms[1:]:
+                total = total + term
+            return total
+
+        def recurrent(dzs):
+            return product(common.weight_blocks(K, dzs, blocks), u, u_t)
 
         def dz_step(dh_next, dc_next, inputs):
             k, dh_out, act, c, *extra = inputs
             c_prev = jnp.where(k == 0, c0, cs[k - 1])
-            step = (dh_out, act, c, c_prev, extra)
+            step = (dh_out, list(act), c, c_prev, extra)
             return common.backward_through_step(
-                K, units, (dh_next, dc_next), step, recurrent, trace, masked
+                K, (dh_next, dc_next), step, recurrent, trace, masked
             )
 
         def body_after(carry, inputs):
-            dz, dh_prev, dc_prev = dz_step(*carry, inputs)
-            return (dh_prev, dc_prev), dz
+            dzs, dh_prev, dc_prev = dz_step(*carry, inputs)
+            return (dh_prev, dc_prev), tuple(common.weight_blocks(K, dzs, blocks))
 
         def body_inside(carry, inputs):
             dh_next, dc_next, dw, du, db = carry
             x_t, inputs = inputs[0], inputs[1:]
             k = inputs[0]
             h_prev_t = jnp.where(k == 0, h0.T, hs_t[k - 1])
-            dz, dh_prev, dc_prev = dz_step(dh_next, dc_next, inputs)
-            carry = (dh_prev, dc_prev, dw + x_t @ dz, du + h_prev_t @ dz, db + dz.sum(0))
-            return carry, to_inputs(dz)
+            dzs, dh_prev, dc_prev = dz_step(dh_next, dc_next, inputs)
+            dzb = common.weight_blocks(K, dzs, blocks)
+            carry = (
+                dh_prev,
+                dc_prev,
+                tuple(a + x_t @ d for a, d in zip(dw, dzb)),
+                tuple(a + h_prev_t @ d for a, d in zip(du, dzb)),
+                tuple(a + d.sum(0) for a, d in zip(db, dzb)),
+            )
+            return carry, product(dzb, w, w_t)
 
         xs = [jnp.arange(x.shape[0]), cts[0], acts, cs]
         if trace:
-            xs += [cts[2], cts[3] * common.activation_derivative(K, acts, units)]
+            xs += [cts[2], tuple(d * a for d, a in zip(cts[3], common.activation_derivatives(acts)))]
         if masked:
             xs.append(mask)
         if after:
             (dh0, dc0), dz = jax.lax.scan(
                 body_after, (jnp.zeros_like(h0), cts[1]), tuple(xs), reverse=True
             )
-            # sum_t h_{t-1}^T dz_t, without a shifted copy of hs.
-            du = h0.T @ dz[0] + jnp.einsum("tbh,tbg->hg", hs[:-1], dz[1:])
-            dw = jnp.einsum("tbd,tbg->dg", x, dz)
-            db = dz.sum((0, 1))
-            dx = to_inputs(dz)
+            # sum_t h_{t-1}^T dz_t, with the smaller of two scratch buffers: a
+            # copy of the previous states shifted by one step (time * batch
+            # * units), or an (units, units) term for h0 added to the rest.
+            if x.shape[0] * x.shape[1] <= units:
+                h_prev = jnp.concatenate([h0[None], hs[:-1]])
+                du = [jnp.einsum("tbh,tbg->hg", h_prev, d) for d in dz]
+            else:
+                du = [h0.T @ d[0] + jnp.einsum("tbh,tbg->hg", hs[:-1], d[1:]) for d in dz]
+            dw = [jnp.einsum("tbd,tbg->dg", x, d) for d in dz]
+            db = [d.sum((0, 1)) for d in dz]
+            dx = product(dz, w, w_t)
         else:
             init = (
                 jnp.zeros_like(h0),
                 cts[1],
-                jnp.zeros_like(w),
-                jnp.zeros_like(u),
-                jnp.zeros(w.shape[-1:], work),
+                tuple(jnp.zeros_like(a) for a in w),
+                tuple(jnp.zeros_like(a) for a in u),
+                tuple(jnp.zeros(a.shape[-1:], work) for a in w),
             )
             xs = [jnp.swapaxes(x, 1, 2), *xs]
             (dh0, dc0, dw, du, db), dx = jax.lax.scan(body_inside, init, tuple(xs), reverse=True)
-        return tuple(g.astype(dtype) for g in (dx, dw, db, du, dh0, dc0)) + (None,)
+        dws, dbs, dus = (tuple(common.parts_of(K, g, units)) for g in (dw, db, du))
+        grads = (dx, dws, dbs, dus, dh0, dc0)
+        return jax.tree_util.tree_map(lambda g: g.astype(dtype), grads) + (None,)
 
     kernel.defvjp(kernel_fwd, backward)
     _JAX[key] = kernel
     return kernel
 
 
-def lstm_sequence(x, w, b, u, h0, c0, mask, trace):
-    return _jax_kernel(mask is not None, trace)(x, w, b, u, h0, c0, mask)
+def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace):
+    out = _jax_kernel(mask is not None, trace)(x, tuple(ws), tuple(bs), tuple(us), h0, c0, mask)
+    hs = out[0].swapaxes(0, 1)
+    return (hs, out[1]) if not trace else (hs, *out[1:3], list(out[3]))
 
 
 def scan(fn, carry, xs, num_ys):

@@ -42,66 +42,97 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
     import tensorflow as tf
 
     K = _TfOps()
+    blocks = common.block_count(units)
 
-    def forward(x, w, b, u, h0, c0, mask):
-        return _forward_loop(K, units, masked, trace, True, x, w, b, u, h0, c0, mask)
+    def forward(x, ws, bs, us, h0, c0, mask):
+        return _forward_loop(K, units, masked, trace, True, x, ws, bs, us, h0, c0, mask)
 
-    def backward(dhs, dc_last, dcs, dacts, x, w, u, h0, c0, mask, hs, cs, acts):
+    def backward(dhs, dc_last, dcs, dacts, x, ws, us, h0, c0, mask, hs, cs, acts):
         dtype = dhs.dtype
         # Half-precision runs keep their gradients in float32 inside the loop.
         work = tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
-        values = (dhs, dc_last, dcs, dacts, x, w, u, h0, c0, hs, cs, acts)
-        dhs, dc_last, dcs, dacts, x, w, u, h0, c0, hs, cs, acts = [tf.cast(v, work) for v in values]
-        steps = tf.shape(dhs)[0]
-        seqs = [x, dhs, acts, cs, hs]
-        if trace:
-            seqs += [dcs, dacts * common.activation_derivative(K, acts, units)]
-        if masked:
-            seqs.append(mask)
+        cast = [tf.cast(v, work) for v in (dhs, dc_last, dcs, x, h0, c0, hs, cs)]
+        dhs, dc_last, dcs, x, h0, c0, hs, cs = cast
+        acts, dacts = [[tf.cast(v, work) for v in vs] for vs in (acts, dacts)]
+        w = common.weight_blocks(K, [tf.cast(v, work) for v in ws], blocks)
+        u = common.weight_blocks(K, [tf.cast(v, work) for v in us], blocks)
+        steps = tf.shape(x)[0]
         # Indexed in place (a dynamic slice under XLA), not unstacked into
-        # TensorArrays, which would copy every sequence once more.
+        # TensorArrays, which would copy every sequence once more.  hs and
+        # its gradient dhs are batch major (the layer's output layout).
+        seqs = {"x": x, "c": cs}
+        if trace:
+            seqs["dc_traced"] = dcs
+            derivatives = common.activation_derivatives(acts)
+            dacts = [d * a for d, a in zip(dacts, derivatives)]
         dxs = tf.TensorArray(work, size=steps)
+
+        def recurrent(dzs):
+            dzb = common.weight_blocks(K, dzs, blocks)
+            return tf.add_n([tf.matmul(d, m, transpose_b=True) for d, m in zip(dzb, u)])
 
         def body(t, dh_next, dc_next, dw, du, db, dxs):
             k = steps - 1 - t
-            x_t, dh_out, act, c = [a[k] for a in seqs[:4]]
-            rest = [a[k] for a in seqs[5:]]
             first = k == 0
             prev = tf.maximum(k - 1, 0)
-            h_prev = tf.where(first, h0, seqs[4][prev])
-            c_prev = tf.where(first, c0, seqs[3][prev])
-            dz, dh_prev, dc_prev = common.backward_through_step(
+            h_prev = tf.where(first, h0, hs[:, prev])
+            c_prev = tf.where(first, c0, seqs["c"][prev])
+            x_t = seqs["x"][k]
+            extra = []
+            if trace:
+                extra += [seqs["dc_traced"][k], [d[k] for d in dacts]]
+            if masked:
+                extra.append(mask[k])
+            dzs, dh_prev, dc_prev = common.backward_through_step(
                 K,
-                units,
                 (dh_next, dc_next),
-                (dh_out, act, c, c_prev, rest),
-                lambda dz: tf.matmul(dz, u, transpose_b=True),
+                (dhs[:, k], [a[k] for a in acts], seqs["c"][k], c_prev, extra),
+                recurrent,
                 trace,
                 masked,
             )
+            dzb = common.weight_blocks(K, dzs, blocks)
+            dx = tf.add_n([tf.matmul(d, m, transpose_b=True) for d, m in zip(dzb, w)])
             return (
                 t + 1,
                 dh_prev,
                 dc_prev,
-                dw + tf.matmul(x_t, dz, transpose_a=True),
-                du + tf.matmul(h_prev, dz, transpose_a=True),
-                db + tf.reduce_sum(dz, axis=0),
-                dxs.write(k, tf.matmul(dz, w, transpose_b=True)),
+                [a + tf.matmul(x_t, d, transpose_a=True) for a, d in zip(dw, dzb)],
+                _accumulate_one_at_a_time(du, h_prev, dzb),
+                [a + tf.reduce_sum(d, axis=0) for a, d in zip(db, dzb)],
+                dxs.write(k, dx),
             )
 
         init = (
             tf.constant(0),
             tf.zeros_like(h0),
             dc_last,
-            tf.zeros_like(w),
-            tf.zeros_like(u),
-            tf.zeros(tf.shape(w)[-1:], work),
+            [tf.zeros_like(a) for a in w],
+            [tf.zeros_like(a) for a in u],
+            [tf.zeros(tf.shape(a)[-1:], work) for a in w],
             dxs,
         )
         _, dh0, dc0, dw, du, db, dxs = tf.while_loop(
             lambda t, *_: t < steps, body, init, maximum_iterations=steps
         )
-        return tuple(tf.cast(g, dtype) for g in (dxs.stack(), dw, db, du, dh0, dc0))
+        dws, dbs, dus = (common.parts_of(K, g, units) for g in (dw, db, du))
+        return [tf.cast(g, dtype) for g in (dxs.stack(), *dws, *dbs, *dus, dh0, dc0)]
+
+    def _accumulate_one_at_a_time(accumulators, h_prev, dzb):
+        """``acc_j + h_prev^T dz_j`` for every block, one block after another.
+
+        XLA would run the blocks' matmuls first and add afterwards, with
+        every (units, units) product alive at once: 4 MiB each at 1024
+        units.  Each product's operand takes a zero-valued dependency on the
+        previous block's sum (``0 * x`` is not simplified away for floats),
+        so that only one product is alive at a time.
+        """
+        out = []
+        for a, d in zip(accumulators, dzb):
+            if out:
+                h_prev = h_prev + 0.0 * out[-1][0, 0]
+            out.append(a + tf.matmul(h_prev, d, transpose_a=True))
+        return out
 
     options = {"reduce_retracing": True, "autograph": False}
     pair = (
@@ -112,9 +143,10 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
     return pair
 
 
-def _forward_loop(K, units, masked, trace, save, x, w, b, u, h0, c0, mask):
+def _forward_loop(K, units, masked, trace, save, x, ws, bs, us, h0, c0, mask):
     """The forward ``tf.while_loop``: ``(hs, c_last, cs, acts)``, where
-    ``cs`` and ``acts`` are ``None`` unless ``save``.
+    ``hs`` is batch major and ``cs`` and ``acts`` (the list ``[i, f, o, g]``)
+    are time major, or ``None`` unless ``save``.
 
     Every ``TensorArray`` has its element shape (batch, width) from the
     start: an array of unknown element shape is reserved with an unranked
@@ -124,6 +156,8 @@ def _forward_loop(K, units, masked, trace, save, x, w, b, u, h0, c0, mask):
     tf = K.tf
     steps = tf.shape(x)[0]
     batch = x.shape[1]
+    blocks = common.block_count(units)
+    w, b, u = (common.weight_blocks(K, p, blocks) for p in (ws, bs, us))
 
     def unstack(seq):
         array = tf.TensorArray(seq.dtype, size=steps, element_shape=seq.shape[1:])
@@ -131,22 +165,23 @@ def _forward_loop(K, units, masked, trace, save, x, w, b, u, h0, c0, mask):
 
     xs = unstack(x)
     ms = unstack(mask) if masked else None
-    widths = (units, units, 4 * units) if save else (units,)
-    out = [tf.TensorArray(x.dtype, size=steps, element_shape=(batch, n)) for n in widths]
+    # h, then (when saved) c and the four activations.
+    count = 2 + common.PARTS if save else 1
+    out = [tf.TensorArray(x.dtype, size=steps, element_shape=(batch, units)) for _ in range(count)]
 
     def body(t, h_prev, c_prev, arrays):
-        z = tf.matmul(xs.read(t), w) + tf.matmul(h_prev, u) + b
-        h, c, s, g = common.forward_step(K, units, z, c_prev)
+        x_t = xs.read(t)
+        zs = [tf.matmul(x_t, wj) + tf.matmul(h_prev, uj) + bj for wj, uj, bj in zip(w, u, b)]
+        h, c, acts = common.forward_step(K, common.parts_of(K, zs, units), c_prev)
         if masked:
             m = ms.read(t)
             h = tf.where(m, h, h_prev)
             c = tf.where(m, c, c_prev)
         if not save:
             return t + 1, h, c, [arrays[0].write(t, h)]
-        act = tf.concat([s, g], axis=-1)
         if masked and trace:
-            act = tf.where(m, act, tf.zeros_like(act))
-        values = (h, c, act)
+            acts = [tf.where(m, a, tf.zeros_like(a)) for a in acts]
+        values = (h, c, *acts)
         return t + 1, h, c, [a.write(t, v) for a, v in zip(arrays, values)]
 
     _, _, c_last, out = tf.while_loop(
@@ -155,9 +190,10 @@ def _forward_loop(K, units, masked, trace, save, x, w, b, u, h0, c0, mask):
         (tf.constant(0), h0, c0, out),
         maximum_iterations=steps,
     )
+    hs = tf.transpose(out[0].stack(), (1, 0, 2))
     if not save:
-        return out[0].stack(), c_last, None, None
-    return out[0].stack(), c_last, out[1].stack(), out[2].stack()
+        return hs, c_last, None, None
+    return hs, c_last, out[1].stack(), [a.stack() for a in out[2:]]
 
 
 # Python modules whose calls trace a graph to be written out: Keras's export
@@ -189,23 +225,26 @@ def exporting():
     return False
 
 
-def lstm_sequence(x, w, b, u, h0, c0, mask, trace):
+def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace):
     import tensorflow as tf
 
     masked = mask is not None
     # XLA fuses each step into a few kernels, but compiles once per new
     # shape: worth it inside a graph (fit, predict, tf.function), not for
-    # one eager call.  From about 1024 units on, the forward step is one
-    # large matmul, which TensorFlow's own (oneDNN) kernel does faster than
+    # one eager call.  From about 1024 units on, the forward step is
+    # large matmuls, which TensorFlow's own (oneDNN) kernel does faster than
     # XLA's: measured 1.6x at B=16, H=1024, while XLA still wins 1.3-1.5x at
     # H=512.  The backward loop gains from XLA at every size measured.
-    units = int(u.shape[0])
+    # Reads of the variables: a tf.Variable used inside the custom gradient
+    # would need a gradient of its own.
+    ws, bs, us = ([tf.convert_to_tensor(v) for v in p] for p in (ws, bs, us))
+    units = int(us[0].shape[0])
     graph = not tf.executing_eagerly()
     if graph and exporting():
         # The plain loop, inline in the caller's graph, with no custom
         # gradient: the graph any converter reads and any runtime serves.
         hs, c_last, cs, acts = _forward_loop(
-            _TfOps(), units, masked, trace, trace, x, w, b, u, h0, c0, mask
+            _TfOps(), units, masked, trace, trace, x, ws, bs, us, h0, c0, mask
         )
         return (hs, c_last, cs, acts) if trace else (hs, c_last)
     jit_forward = graph and units <= _TF_XLA_FORWARD_MAX_UNITS
@@ -222,21 +261,25 @@ def lstm_sequence(x, w, b, u, h0, c0, mask, trace):
         )
     if not masked:
         mask = tf.zeros((0,), "bool")  # a placeholder the loops never read
+    n = common.PARTS
 
     @tf.custom_gradient
-    def kernel(x, w, b, u, h0, c0):
-        hs, c_last, cs, acts = forward(x, w, b, u, h0, c0, mask)
-        outputs = (hs, c_last, cs, acts) if trace else (hs, c_last)
+    def kernel(x, *args):
+        ws, bs, us = args[:n], args[n : 2 * n], args[2 * n : 3 * n]
+        h0, c0 = args[3 * n :]
+        hs, c_last, cs, acts = forward(x, ws, bs, us, h0, c0, mask)
+        outputs = (hs, c_last, cs, *acts) if trace else (hs, c_last)
 
         def grad(*cts):
             cts = [tf.zeros_like(ref) if ct is None else ct for ct, ref in zip(cts, outputs)]
             dcs = cts[2] if trace else cs[:0]
-            dacts = cts[3] if trace else acts[:0]
-            return backward(cts[0], cts[1], dcs, dacts, x, w, u, h0, c0, mask, hs, cs, acts)
+            dacts = cts[3:] if trace else [a[:0] for a in acts]
+            return backward(cts[0], cts[1], dcs, dacts, x, ws, us, h0, c0, mask, hs, cs, acts)
 
         return outputs, grad
 
-    return kernel(x, w, b, u, h0, c0)
+    out = kernel(x, *ws, *bs, *us, h0, c0)
+    return (*out[:3], list(out[3:])) if trace else tuple(out)
 
 
 def scan(fn, carry, xs, num_ys):

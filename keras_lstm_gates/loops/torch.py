@@ -189,8 +189,8 @@ def plain_sequence(x, w, b, u, h0, c0, mask, trace):
     hs, cs, acts = [], [], []
     for t in range(x.shape[0]):
         z = xz[t] + torch.matmul(h, u)
-        h_new, c_new, s, g = common.forward_step(K, units, z, c)
-        act = K.concat([s, g]) if trace else None
+        h_new, c_new, parts = common.forward_step(K, common.parts_of(K, [z], units), c)
+        act = K.concat(parts) if trace else None
         if mask is not None:
             m = mask[t]
             h_new = torch.where(m, h_new, h)
@@ -207,23 +207,31 @@ def plain_sequence(x, w, b, u, h0, c0, mask, trace):
     return torch.stack(hs), c, torch.stack(cs), torch.stack(acts)
 
 
-def lstm_sequence(x, w, b, u, h0, c0, mask, trace):
+def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace):
+    import torch
+
+    # One matmul per step for every gate: the gates' weights are joined
+    # (autograd splits the gradient back into them).
+    w, b, u = (torch.cat(list(p), dim=-1) for p in (ws, bs, us))
     if tracing():
-        return plain_sequence(x, w, b, u, h0, c0, mask, trace)
-    if "call" not in _TORCH:
-        import torch
+        out = plain_sequence(x, w, b, u, h0, c0, mask, trace)
+    else:
+        if "call" not in _TORCH:
+            function = _torch_function()
 
-        function = _torch_function()
+            # torch.compile (Keras's jit_compile=True on torch) would trace the
+            # Python loop step by step, for minutes; the loop runs as it is.
+            @torch.compiler.disable
+            def call(*args):
+                return function.apply(*args)
 
-        # torch.compile (Keras's jit_compile=True on torch) would trace the
-        # Python loop step by step, for minutes; the loop runs as it is.
-        @torch.compiler.disable
-        def call(*args):
-            return function.apply(*args)
-
-        _TORCH["call"] = call
-    hs, c_last, cs, acts = _TORCH["call"](x, w, b, u, h0, c0, mask, trace)
-    return (hs, c_last, cs, acts) if trace else (hs, c_last)
+            _TORCH["call"] = call
+        out = _TORCH["call"](x, w, b, u, h0, c0, mask, trace)
+    hs = out[0].transpose(0, 1)
+    if not trace:
+        return hs, out[1]
+    _, c_last, cs, acts = out
+    return hs, c_last, cs, list(acts.split(int(u.shape[0]), dim=-1))
 
 
 def scan(fn, carry, xs, num_ys):

@@ -101,6 +101,44 @@ def random_problem(rng, steps=6, batch=3, features=2, units=4):
     ]
 
 
+def by_gate(kernel, bias, recurrent_kernel):
+    """Joined (..., 4 * units) arrays as the per-gate lists the loops take."""
+    units = recurrent_kernel.shape[0]
+
+    def parts(a):
+        return [a[..., k * units : (k + 1) * units] for k in range(4)]
+
+    return parts(kernel), parts(bias), parts(recurrent_kernel)
+
+
+def kernel_on_joined(x, w, b, u, h0, c0, **kwargs):
+    """``loops.lstm_sequence`` with joined weights in, and time-major states
+    and joined activations out, as the step-by-step reference has them
+    (autodiff of the slicing joins the per-gate gradients)."""
+    out = loops.lstm_sequence(x, *by_gate(w, b, u), h0, c0, **kwargs)
+    out = (ops.transpose(out[0], (1, 0, 2)), *out[1:])
+    if len(out) == 4:
+        out = (*out[:3], ops.concatenate(out[3], axis=-1))
+    return out
+
+
+@pytest.fixture(params=["joined", "per_gate"])
+def weight_blocks(request, monkeypatch):
+    """Both ways the loops multiply by the gates' weights: joined into one
+    matmul (small layers) and one matmul per gate (large layers), on this
+    test's small problem."""
+    from keras_lstm_gates.loops import common
+
+    monkeypatch.setattr(
+        common, "SEPARATE_BLOCKS_MIN_UNITS", 10**9 if request.param == "joined" else 1
+    )
+    if BACKEND == "tensorflow":
+        from keras_lstm_gates.loops import tensorflow as tf_loops
+
+        monkeypatch.setattr(tf_loops, "_TF", {})
+    return request.param
+
+
 def random_mask(rng, steps, batch):
     mask = rng.random((steps, batch, 1)) > 0.35
     mask[:2, 0] = False  # a left-padded sequence
@@ -110,14 +148,14 @@ def random_mask(rng, steps, batch):
 
 @pytest.mark.parametrize("masked", [False, True], ids=["no_mask", "mask"])
 @pytest.mark.parametrize("trace", [False, True], ids=["plain", "trace"])
-def test_kernel_matches_reference(rng, masked, trace):
+def test_kernel_matches_reference(rng, weight_blocks, masked, trace):
     args = random_problem(rng)
     mask = random_mask(rng, 6, 3) if masked else None
     mask_t = None if mask is None else ops.convert_to_tensor(mask)
     keep = 4 if trace else 2
 
     def ours(*a):
-        return loops.lstm_sequence(*a, mask=mask_t, trace=trace)[:keep]
+        return kernel_on_joined(*a, mask=mask_t, trace=trace)[:keep]
 
     def ref(*a):
         return reference(*a, mask=mask_t)[:keep]
@@ -137,20 +175,20 @@ def test_kernel_matches_reference(rng, masked, trace):
 @pytest.mark.skipif(BACKEND != "jax", reason="the switch is in the JAX backward loop")
 @pytest.mark.parametrize("masked", [False, True], ids=["no_mask", "mask"])
 @pytest.mark.parametrize("trace", [False, True], ids=["plain", "trace"])
-def test_weight_gradients_after_the_loop(rng, monkeypatch, masked, trace):
+def test_weight_gradients_after_the_loop(rng, monkeypatch, weight_blocks, masked, trace):
     # Large layers compute the weight gradients after the JAX backward loop;
     # lower the threshold so that this small problem takes that branch.
     from keras_lstm_gates.loops import jax as jax_loops
 
     monkeypatch.setattr(jax_loops, "_JAX_WEIGHT_GRADS_AFTER_LOOP_UNITS", 1)
     monkeypatch.setattr(jax_loops, "_JAX", {})
-    test_kernel_matches_reference(rng, masked, trace)
+    test_kernel_matches_reference(rng, weight_blocks, masked, trace)
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.function and XLA are TensorFlow's")
 @pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("xla_forward", [True, False], ids=["xla_forward", "plain_forward"])
-def test_kernel_inside_tf_function(rng, monkeypatch, jit_compile, xla_forward):
+def test_kernel_inside_tf_function(rng, monkeypatch, weight_blocks, jit_compile, xla_forward):
     import tensorflow as tf
 
     if not xla_forward:
@@ -167,7 +205,7 @@ def test_kernel_inside_tf_function(rng, monkeypatch, jit_compile, xla_forward):
     def compiled(*a):
         with tf.GradientTape() as tape:
             tape.watch(a)
-            out = loops.lstm_sequence(*a, mask=mask)
+            out = kernel_on_joined(*a, mask=mask)
             loss = loss_of(out)
         return out, tape.gradient(loss, a)
 
