@@ -234,6 +234,33 @@ def test_onnx_matches_keras(rng, tmp_path, config):
     assert_close(got3, to_numpy(reference(x3)), f"ONNX {config}, batch 3")
 
 
+@pytest.mark.parametrize("config", ["stacked", "bidirectional", "masked"])
+def test_exports_multiplying_gate_by_gate(rng, tmp_path, monkeypatch, config):
+    # From 256 units the loops multiply by each gate's weights apart rather
+    # than joined; lower that threshold so that these small models export
+    # that graph, and check it against keras.layers.LSTM in every runtime.
+    from keras_lstm_gates.loops import common
+
+    monkeypatch.setattr(common, "SEPARATE_BLOCKS_MIN_UNITS", 1)
+    if BACKEND == "tensorflow":
+        from keras_lstm_gates.loops import tensorflow as tf_loops
+
+        monkeypatch.setattr(tf_loops, "_TF", {})
+    if BACKEND == "jax":
+        pytest.skip("ONNX export runs on the TensorFlow and PyTorch backends")
+    x = data(rng)
+    if BACKEND == "tensorflow":
+        reference, ours = model_pair(rng, config, steps=STEPS, batch_size=2)
+        (got,) = tflite_run(ours, x)
+        assert_close(got, to_numpy(reference(x)), f"TFLite {config}, gate by gate")
+    needs_onnx()
+    reference, ours = model_pair(rng, config, steps=STEPS)
+    expected = to_numpy(reference(x))
+    ours(x)
+    _, (got,) = onnx_run(export_onnx(ours, tmp_path, "klg"), x)
+    assert_close(got, expected, f"ONNX {config}, gate by gate")
+
+
 @pytest.mark.parametrize("options", [{}, {"variant": "CIFG"}], ids=["vanilla", "CIFG"])
 def test_onnx_torch_warns_on_an_unknown_sequence_length(rng, tmp_path, options):
     # PyTorch's exporter unrolls the loop over the traced length, and Keras
