@@ -199,6 +199,10 @@ def run_sequence(
     """
     plan = StepPlan(cell)
     dtype = ops.convert_to_tensor(cell.gates[plan.order[0]].kernel).dtype
+    if backend.backend() == "tensorflow":
+        from .loops import tensorflow as tf_loops
+
+        tf_loops.check_tflite_batch(inputs.shape[0])
     x = ops.cast(inputs, dtype)
     if input_dropout_mask is not None and not per_gate_masks(input_dropout_mask):
         x = x * ops.expand_dims(ops.cast(input_dropout_mask, dtype), 1)

@@ -153,6 +153,19 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
     return pair
 
 
+def _length(tf, sequence):
+    """The number of steps of a time-major ``sequence``: a Python int when
+    the graph knows it, else a tensor.
+
+    A known length enters the loops as a constant of their own.  As one
+    tensor used both as the trip count and inside the loop's condition,
+    tf2onnx gives the ONNX ``Loop`` an int64 constant where its body expects
+    int32, and onnxruntime refuses the file.
+    """
+    steps = sequence.shape[0]
+    return int(steps) if steps is not None else tf.shape(sequence)[0]
+
+
 def _forward_loop(K, units, masked, trace, save, blocks, x, ws, bs, us, h0, c0, mask):
     """The forward ``tf.while_loop``: ``(hs, c_last, cs, acts)``, where
     ``hs`` is batch major and ``cs`` and ``acts`` (the list ``[i, f, o, g]``)
@@ -165,7 +178,7 @@ def _forward_loop(K, units, masked, trace, save, blocks, x, ws, bs, us, h0, c0, 
     returns one array's buffer as another's: (2, 16) for (2, 4)).
     """
     tf = K.tf
-    steps = tf.shape(x)[0]
+    steps = _length(tf, x)
     batch = x.shape[1]
     w, b, u = (common.weight_blocks(K, p, blocks) for p in (ws, bs, us))
 
@@ -235,6 +248,54 @@ def exporting():
     return False
 
 
+def _tflite_converter():
+    """The ``tf.lite.TFLiteConverter`` whose conversion is tracing this
+    graph, or ``None``."""
+    import sys
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith("tensorflow.lite.python"):
+            converter = frame.f_locals.get("self")
+            if hasattr(converter, "target_spec"):
+                return converter
+        frame = frame.f_back
+    return None
+
+
+def check_tflite_batch(batch):
+    """Warn, with the options to change, when TensorFlow Lite converts to
+    builtin ops a loop over a batch of unknown size.
+
+    TFLite's builtin ops reserve the loop's tensor lists with a known
+    element shape, so that conversion fails at ``TensorListReserve``, for
+    keras.layers.LSTM as for klg.LSTM, with no hint of the cause.  A warning
+    rather than an error: the converter catches errors raised while it
+    traces and retries another way, which then fails with an unrelated
+    ``TypeError``.  With TensorFlow ops allowed (``SELECT_TF_OPS``) the
+    conversion works and nothing is said.
+    """
+    import warnings
+
+    import tensorflow as tf
+
+    if batch is not None or tf.executing_eagerly():
+        return
+    converter = _tflite_converter()
+    if converter is None:
+        return
+    if tf.lite.OpsSet.SELECT_TF_OPS in set(converter.target_spec.supported_ops):
+        return
+    warnings.warn(
+        "klg.LSTM: TensorFlow Lite's builtin ops cannot run this LSTM over a batch of "
+        "unknown size, and the conversion will fail at TensorListReserve (as it does for "
+        "keras.layers.LSTM). Fix the batch size, e.g. keras.Input((timesteps, features), "
+        "batch_size=1), or allow TensorFlow ops: converter.target_spec.supported_ops = "
+        "[tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS].",
+        stacklevel=2,
+    )
+
+
 def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace):
     import tensorflow as tf
 
@@ -296,8 +357,7 @@ def scan(fn, carry, xs, num_ys):
     import tensorflow as tf
 
     flat_xs = tree.flatten(xs)
-    steps = tf.shape(flat_xs[0])[0]
-    static_steps = flat_xs[0].shape[0]
+    steps = _length(tf, flat_xs[0])
     dtype = carry[0].dtype
     shapes = [c.shape for c in carry]
     if tf.executing_eagerly():
@@ -323,6 +383,6 @@ def scan(fn, carry, xs, num_ys):
         lambda t, *_: t < steps,
         body,
         (tf.constant(0), list(carry), arrays),
-        maximum_iterations=static_steps,
+        maximum_iterations=steps,
     )
     return list(final), [a.stack() for a in arrays]
