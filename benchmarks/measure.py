@@ -82,6 +82,28 @@ GRIDS = {
 TORCH_REFERENCE_SHAPE = (64, 100, 32, 128)
 
 
+# -- one worker process per Keras backend ---------------------------------------
+
+
+def run_per_backend(script, backends, argv):
+    """Run ``script --worker argv`` once per Keras backend, each in a process
+    of its own (Keras reads KERAS_BACKEND at import), and return the JSON
+    object each printed last; a backend whose worker fails is reported on
+    stderr and left out."""
+    import subprocess
+
+    rows = []
+    for backend in backends:
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        command = [sys.executable, os.path.abspath(script), "--worker", *argv]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(f"{backend}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return rows
+
+
 # -- process memory ------------------------------------------------------------
 
 

@@ -7,6 +7,8 @@ keras.layers.RNN(keras.layers.LSTMCell).
     python benchmarks/run.py --grid full        # the whole grid of issue #5 (hours)
     python benchmarks/run.py --backends tensorflow,jax,torch --out /tmp/bench
     python benchmarks/run.py --render docs/assets/performance/results.json
+    python benchmarks/run.py --backends jax --no-torch \
+        --update docs/assets/performance/results.json   # re-measure one backend
 
 Results go to ``docs/assets/performance/`` unless ``--out`` says otherwise:
 the Performance page of the docs shows that folder's table and plot.
@@ -187,6 +189,13 @@ def markdown(report):
         + ", ".join(f"{k} {env[k]}" for k in ("keras", "tensorflow", "jax", "torch") if env.get(k))
         + f". Grid `{report['grid']}`, median of {report['repeats']} interleaved rounds."
     )
+    updated = report.get("updated")
+    if updated:
+        lines.append("")
+        lines.append(
+            f"The {', '.join(updated['measured'])} results were measured on {updated['at']} "
+            f"(`--update`); the others come from {updated['others_from']}, on the same grid."
+        )
     lines.append("")
     for backend, rows in report["summary"].items():
         lines.append(f"### {backend}: time (median ms, forward / training step)")
@@ -394,6 +403,12 @@ def main(argv=None):
         help="measure nothing: rewrite results.md and performance.png in --out "
         "from an earlier results.json",
     )
+    parser.add_argument(
+        "--update",
+        metavar="RESULTS_JSON",
+        help="measure only --backends (and torch.nn.LSTM unless --no-torch) and take "
+        "every other result from this earlier results.json, of the same grid",
+    )
     args = parser.parse_args(argv)
     if args.render:
         with open(args.render) as f:
@@ -407,6 +422,15 @@ def main(argv=None):
     unknown = sorted(set(backends) - {"tensorflow", "jax", "torch"})
     if unknown or not backends:
         parser.error(f"--backends takes tensorflow, jax and/or torch; got {args.backends!r}")
+    earlier = None
+    if args.update:
+        with open(args.update) as f:
+            earlier = json.load(f)
+        if earlier["grid"] != args.grid or earlier["repeats"] != args.repeats:
+            parser.error(
+                f"--update: {args.update} has grid {earlier['grid']!r} and "
+                f"{earlier['repeats']} repeats, not {args.grid!r} and {args.repeats}"
+            )
     os.makedirs(args.out, exist_ok=True)
 
     start = time.time()
@@ -423,6 +447,12 @@ def main(argv=None):
         torch_result = None
         if not args.no_torch and have_torch():
             torch_result = run_worker("torch.nn.LSTM", args.grid, args.repeats, workdir)
+    seconds = time.time() - start
+    measured = sorted(results) + (["torch.nn.LSTM"] if torch_result else [])
+    if earlier is not None:
+        results = {**earlier["backends"], **results}
+        torch_result = torch_result or earlier.get("torch_reference")
+        seconds += earlier["seconds"]
     summary = {b: summarize(r, torch_result) for b, r in results.items()}
     environment = {}
     for r in list(results.values()) + [torch_result or {"environment": {}}]:
@@ -430,13 +460,20 @@ def main(argv=None):
     report = {
         "grid": args.grid,
         "repeats": args.repeats,
-        "seconds": time.time() - start,
+        "seconds": seconds,
         "environment": environment,
         "targets": {b: targets(rows) for b, rows in summary.items()},
         "summary": summary,
         "backends": results,
         "torch_reference": torch_result,
     }
+    if earlier is not None:
+        # Which results this run measured, and when each part was taken.
+        report["updated"] = {
+            "measured": measured,
+            "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "others_from": earlier.get("updated", {}).get("at") or "the earlier run",
+        }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
     write_report(report, args.out)

@@ -16,10 +16,10 @@ Each backend runs in its own process (Keras reads KERAS_BACKEND at import).
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
+
+from measure import run_per_backend
 
 
 def measure(args):
@@ -100,15 +100,7 @@ def main():
     if args.worker:
         print(json.dumps(measure(args)))
         return
-    rows = []
-    for backend in args.backends.split(","):
-        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        command = [sys.executable, os.path.abspath(__file__), "--worker"] + sys.argv[1:]
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(f"{backend}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
-            continue
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    rows = run_per_backend(__file__, args.backends.split(","), sys.argv[1:])
     if args.json:
         for row in rows:
             print(json.dumps(row))

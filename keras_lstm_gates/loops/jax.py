@@ -1,18 +1,19 @@
 """The JAX loops: ``jax.lax.scan`` under ``jax.custom_vjp``.
 
-The input projection stays inside the loop and the weight gradients are
-accumulated in the backward loop: on a CPU this beats one large matmul before
-the loop, because the ``(time, batch, 4 * units)`` buffers that needs cost
-more in memory traffic and page faults than the large matmul saves
-(measured: matmuls after the loop were 1.08-1.15x slower at 128 and 256
-units).  From 512 units on it is the other way round (1.3x faster at 1024
-units), and the weight gradients are computed after the backward loop.
+The input projection stays inside the loop: on a CPU this beats one large
+matmul before the loop, because the ``(time, batch, 4 * units)`` buffers
+that needs cost more in memory traffic and page faults than the large matmul
+saves.
 
 The weights come in as the gates' own arrays, and their gradients go out the
-same way.  Small layers join them for one matmul per step; from
-:data:`~.common.SEPARATE_BLOCKS_MIN_UNITS` on, each gate is multiplied
-apart, so that the step's scratch memory holds no joined copy of the weights
-or of their gradients.
+same way.  Small layers join them for one matmul per step and accumulate the
+weight gradients inside the backward loop (matmuls after the loop were
+1.08-1.15x slower there).  From :data:`~.common.SEPARATE_BLOCKS_MIN_UNITS`
+on, each gate is multiplied apart, so that the step's scratch memory holds
+no joined copy of the weights or of their gradients; the backward loop then
+only carries ``dh`` and ``dc`` and emits ``dz``, and each weight gradient is
+one large matmul after it: with four gates, accumulating inside took 1.6-2.4x
+as long at B = 1 and 16, H = 256, and as long at B = 64.
 """
 
 from . import common
@@ -40,9 +41,6 @@ class _JaxOps:
 
     def concat(self, xs):
         return self.jnp.concatenate(xs, axis=-1)
-
-
-_JAX_WEIGHT_GRADS_AFTER_LOOP_UNITS = 512
 
 
 def _jax_kernel(masked, trace):
@@ -102,11 +100,10 @@ def _jax_kernel(masked, trace):
         units = us[0].shape[0]
         blocks = common.block_count(units)
         w, u = common.weight_blocks(K, ws, blocks), common.weight_blocks(K, us, blocks)
-        # Small layers accumulate the weight gradients inside the loop; from
-        # 512 units on, the loop only emits dz and the weight gradients are
-        # one large matmul each after it (1.3x faster at B=16, H=1024, where
-        # the per-step update of the (H, 4H) accumulator is memory-bound).
-        after = units >= _JAX_WEIGHT_GRADS_AFTER_LOOP_UNITS
+        # Joined weights: the weight gradients are accumulated inside the
+        # loop.  Gate by gate: the loop only emits dz, and the weight
+        # gradients are one large matmul each after it.
+        after = blocks > 1
         # Transposed once, so that the weight-gradient matmuls in the loop
         # contract plain (row-major) operands.
         hs_t = None if after else jnp.swapaxes(hs, 1, 2)
@@ -170,7 +167,10 @@ def _jax_kernel(masked, trace):
 
         xs = [jnp.arange(x.shape[0]), cts[0], acts, cs]
         if trace:
-            xs += [cts[2], tuple(d * a for d, a in zip(cts[3], common.activation_derivatives(acts)))]
+            xs += [
+                cts[2],
+                tuple(d * a for d, a in zip(cts[3], common.activation_derivatives(acts))),
+            ]
         if masked:
             xs.append(mask)
         if after:
