@@ -189,12 +189,13 @@ def markdown(report):
         + ", ".join(f"{k} {env[k]}" for k in ("keras", "tensorflow", "jax", "torch") if env.get(k))
         + f". Grid `{report['grid']}`, median of {report['repeats']} interleaved rounds."
     )
-    updated = report.get("updated")
-    if updated:
+    parts = report.get("measured_at")
+    if parts:
         lines.append("")
         lines.append(
-            f"The {', '.join(updated['measured'])} results were measured on {updated['at']} "
-            f"(`--update`); the others come from {updated['others_from']}, on the same grid."
+            "Measured in parts (`--update`), on the same grid: "
+            + "; ".join(f"{name}: {when}" for name, when in parts.items())
+            + "."
         )
     lines.append("")
     for backend, rows in report["summary"].items():
@@ -407,7 +408,8 @@ def main(argv=None):
         "--update",
         metavar="RESULTS_JSON",
         help="measure only --backends (and torch.nn.LSTM unless --no-torch) and take "
-        "every other result from this earlier results.json, of the same grid",
+        "every other result from this earlier results.json, of the same grid; "
+        "--backends '' measures torch.nn.LSTM alone",
     )
     args = parser.parse_args(argv)
     if args.render:
@@ -420,7 +422,7 @@ def main(argv=None):
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = sorted(set(backends) - {"tensorflow", "jax", "torch"})
-    if unknown or not backends:
+    if unknown or not (backends or args.update):
         parser.error(f"--backends takes tensorflow, jax and/or torch; got {args.backends!r}")
     earlier = None
     if args.update:
@@ -468,12 +470,14 @@ def main(argv=None):
         "torch_reference": torch_result,
     }
     if earlier is not None:
-        # Which results this run measured, and when each part was taken.
-        report["updated"] = {
-            "measured": measured,
-            "at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "others_from": earlier.get("updated", {}).get("at") or "the earlier run",
-        }
+        # When each part of the report was measured.
+        first = [
+            *earlier["backends"],
+            *(["torch.nn.LSTM"] if earlier.get("torch_reference") else []),
+        ]
+        parts = earlier.get("measured_at") or {name: "the first run" for name in first}
+        now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        report["measured_at"] = {**parts, **{name: now for name in measured}}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
     write_report(report, args.out)
