@@ -225,6 +225,18 @@ def _forward_loop(K, units, masked, trace, save, blocks, x, ws, bs, us, h0, c0, 
 _EXPORT_MODULES = ("keras.src.export", "tensorflow.lite.python", "tf2onnx")
 
 
+def _callers(modules):
+    """The frames of the current call stack whose module name starts with
+    one of ``modules``, innermost first."""
+    import sys
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__", "").startswith(modules):
+            yield frame
+        frame = frame.f_back
+
+
 def exporting():
     """Whether the graph being traced is for an exported artifact.
 
@@ -234,32 +246,20 @@ def exporting():
     function, so tf2onnx leaves it as a ``PartitionedCall`` that no ONNX
     runtime accepts, and a SavedModel with one needs XLA where it is served.
     """
-    import sys
-
     from tensorflow.python.saved_model import save_context
 
     if save_context.in_save_context():
         return True
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_globals.get("__name__", "").startswith(_EXPORT_MODULES):
-            return True
-        frame = frame.f_back
-    return False
+    return next(_callers(_EXPORT_MODULES), None) is not None
 
 
 def _tflite_converter():
     """The ``tf.lite.TFLiteConverter`` whose conversion is tracing this
     graph, or ``None``."""
-    import sys
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_globals.get("__name__", "").startswith("tensorflow.lite.python"):
-            converter = frame.f_locals.get("self")
-            if hasattr(converter, "target_spec"):
-                return converter
-        frame = frame.f_back
+    for frame in _callers(("tensorflow.lite.python",)):
+        converter = frame.f_locals.get("self")
+        if hasattr(converter, "target_spec"):
+            return converter
     return None
 
 
