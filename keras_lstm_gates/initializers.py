@@ -71,7 +71,9 @@ def _is_concrete(value):
 
     Keras initialises a variable lazily when it is created inside a traced
     function (a subclassed model's first symbolic call): a draw kept from
-    there belongs to that graph and cannot be read outside it.
+    there belongs to that graph and cannot be read outside it.  On PyTorch
+    that call runs on the "meta" device, whose tensors have no numbers: a
+    weight initialised from one would hold whatever memory it was given.
     """
     name = backend.backend()
     if name == "tensorflow":
@@ -82,7 +84,7 @@ def _is_concrete(value):
         import jax
 
         return not isinstance(value, jax.core.Tracer)
-    return True
+    return not getattr(value, "is_meta", False)
 
 
 @register_keras_serializable(package=PACKAGE)

@@ -274,6 +274,33 @@ def test_unit_forget_bias_draws_the_input_block_and_the_candidate_output_blocks_
     np.testing.assert_array_equal(to_numpy(cell.output_gate.bias), both[4:])
 
 
+class _Encoder(keras.Model):
+    """A subclassed model without ``build``: Keras builds its LSTM inside the
+    model's first symbolic call (on PyTorch, with tensors on the "meta"
+    device, where a draw has a shape and no numbers)."""
+
+    def __init__(self, lstm, **kwargs):
+        super().__init__(**kwargs)
+        self.lstm = lstm
+
+    def call(self, x):
+        return self.lstm(x)
+
+
+@pytest.mark.parametrize("seed_kind", list(SEEDS))
+def test_initial_weights_of_a_layer_built_in_a_symbolic_call_are_keras_ones(seed_kind):
+    models = {}
+    for name, lstm in (("keras", keras.layers.LSTM), ("klg", klg.LSTM)):
+        models[name] = _Encoder(lstm(5, **_initializers("GlorotUniform", seed_kind)))
+        models[name](np.zeros((1, 2, 3), "float32"))
+    ours, ref = models["klg"].lstm, models["keras"].lstm
+    for what, a, b in zip(
+        ("kernel", "recurrent_kernel", "bias"), _initial_fused_weights(ours), ref.weights
+    ):
+        assert np.all(np.isfinite(to_numpy(a))), f"initial {what} is not finite"
+        assert_close(f"initial {what}", a, b, atol=0.0)
+
+
 # -- item 1: the implementation argument ---------------------------------------
 
 DROPOUTS = {
