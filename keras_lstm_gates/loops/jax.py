@@ -6,14 +6,18 @@ that needs cost more in memory traffic and page faults than the large matmul
 saves.
 
 The weights come in as the gates' own arrays, and their gradients go out the
-same way.  Small layers join them for one matmul per step and accumulate the
-weight gradients inside the backward loop (matmuls after the loop were
-1.08-1.15x slower there).  From :data:`~.common.SEPARATE_BLOCKS_MIN_UNITS`
-on, each gate is multiplied apart, so that the step's scratch memory holds
-no joined copy of the weights or of their gradients; the backward loop then
-only carries ``dh`` and ``dc`` and emits ``dz``, and each weight gradient is
-one large matmul after it: with four gates, accumulating inside took 1.6-2.4x
-as long at B = 1 and 16, H = 256, and as long at B = 64.
+same way.  How a loop multiplies by them depends on the shapes, which JAX
+knows when it traces (see :func:`.common.block_count`):
+
+* joined, for one matmul per step, when the sequence has many rows (steps *
+  batch) for the size of the weights.  The backward loop then accumulates
+  the weight gradients inside it (matmuls after the loop were 1.08-1.15x
+  slower there).
+* gate by gate otherwise, so that the step's scratch memory holds no joined
+  copy of the weights or of their gradients (16 MiB each at 1024 units).
+  The backward loop then only carries ``dh`` and ``dc`` and emits ``dz``,
+  and each weight gradient is one large matmul after it: with four gates,
+  accumulating inside took 1.6-2.4x as long at B = 1 and 16, H = 256.
 """
 
 from . import common
@@ -52,9 +56,12 @@ def _jax_kernel(masked, trace):
     K = _JaxOps()
     jnp = K.jnp
 
-    def forward(x, ws, bs, us, h0, c0, mask, save):
+    def blocks_of(x, us, training):
+        steps, batch, features = x.shape
+        return common.block_count(us[0].shape[0], steps * batch, features, training)
+
+    def forward(x, ws, bs, us, h0, c0, mask, save, blocks):
         units = us[0].shape[0]
-        blocks = common.block_count(units)
         w, b, u = (common.weight_blocks(K, p, blocks) for p in (ws, bs, us))
 
         def body(carry, inputs):
@@ -78,14 +85,16 @@ def _jax_kernel(masked, trace):
 
     @jax.custom_vjp
     def kernel(x, ws, bs, us, h0, c0, mask):
+        blocks = blocks_of(x, us, training=False)
         if trace:
-            c_last, (hs, cs, acts) = forward(x, ws, bs, us, h0, c0, mask, True)
+            c_last, (hs, cs, acts) = forward(x, ws, bs, us, h0, c0, mask, True, blocks)
             return hs, c_last, cs, acts
-        c_last, hs = forward(x, ws, bs, us, h0, c0, mask, False)
+        c_last, hs = forward(x, ws, bs, us, h0, c0, mask, False, blocks)
         return hs, c_last
 
     def kernel_fwd(x, ws, bs, us, h0, c0, mask):
-        c_last, (hs, cs, acts) = forward(x, ws, bs, us, h0, c0, mask, True)
+        blocks = blocks_of(x, us, training=True)
+        c_last, (hs, cs, acts) = forward(x, ws, bs, us, h0, c0, mask, True, blocks)
         out = (hs, c_last, cs, acts) if trace else (hs, c_last)
         return out, (x, ws, us, h0, c0, mask, hs, cs, acts)
 
@@ -98,7 +107,7 @@ def _jax_kernel(masked, trace):
         x, ws, us, h0, c0, mask, hs, cs, acts = res
         cts = jax.tree_util.tree_map(lambda ct: ct.astype(work), cts)
         units = us[0].shape[0]
-        blocks = common.block_count(units)
+        blocks = blocks_of(x, us, training=True)
         w, u = common.weight_blocks(K, ws, blocks), common.weight_blocks(K, us, blocks)
         # Joined weights: the weight gradients are accumulated inside the
         # loop.  Gate by gate: the loop only emits dz, and the weight

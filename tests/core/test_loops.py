@@ -130,9 +130,8 @@ def weight_blocks(request, monkeypatch):
     inside the backward loop, the second after it."""
     from keras_lstm_gates.loops import common
 
-    monkeypatch.setattr(
-        common, "SEPARATE_BLOCKS_MIN_UNITS", 10**9 if request.param == "joined" else 1
-    )
+    blocks = 1 if request.param == "joined" else common.PARTS
+    monkeypatch.setattr(common, "block_count", lambda *args, **kwargs: blocks)
     if BACKEND == "tensorflow":
         from keras_lstm_gates.loops import tensorflow as tf_loops
 
