@@ -48,14 +48,14 @@ import numpy as np
 
 from .layer import LSTM
 from .tracing import (
+    GateRecorder,
     GateTraces,
-    _call,
-    _check_mask,
-    _layer_paths,
-    _Recorder,
-    _restore,
-    _snapshot,
+    call_quietly,
+    check_mask,
     check_thresholds,
+    layer_paths,
+    restore_variables,
+    snapshot_variables,
 )
 
 #: The statistics recorded per layer and gate, in tag order.
@@ -329,7 +329,7 @@ class GateMonitor(keras.callbacks.Callback):
             raise ValueError(
                 "GateMonitor has no model: pass it in `model.fit(..., callbacks=[...])`."
             )
-        found = _layer_paths(model)
+        found = layer_paths(model)
         lstms = [(layer, path) for layer, path in found.values() if isinstance(layer, LSTM)]
         if not lstms:
             keras_lstms = [
@@ -524,16 +524,16 @@ def _eager_tracer(model, found, lstms, inputs, mask):
     for ``keras.layers.LSTM``, a converted copy of the model, left out)."""
     call_kwargs = {"training": False}
     if mask is not None:
-        call_kwargs["mask"] = _check_mask(mask, inputs)
+        call_kwargs["mask"] = check_mask(mask, inputs)
 
     def tracer():
-        snapshot = _snapshot(found)
+        snapshot = snapshot_variables(found)
         rng = _global_rng_state() if keras.backend.backend() == "torch" else None
         try:
-            with _Recorder(lstms) as recorder:
-                _call(model, inputs, call_kwargs)
+            with GateRecorder(lstms) as recorder:
+                call_quietly(model, inputs, call_kwargs)
         finally:
-            _restore(snapshot)
+            restore_variables(snapshot)
             if rng is not None:
                 rng.restore()
         if not recorder.records:
@@ -543,11 +543,11 @@ def _eager_tracer(model, found, lstms, inputs, mask):
     return tracer
 
 
-class _Deferred(_Recorder):
+class _Deferred(GateRecorder):
     """The recorder of :func:`keras_lstm_gates.trace`, keeping the raw gate
     tensors (inside a compiled function they are symbolic) for later."""
 
-    def _record(self, layer, path, gates, mask, output):
+    def record(self, layer, path, gates, mask, output):
         self.records.append((layer, path, gates, mask, output if layer.return_sequences else None))
 
 
@@ -568,7 +568,7 @@ def _compiled_tracer(model, found, lstms, inputs, mask):
     recorded = []
     kwargs = {"training": False}
     if mask is not None:
-        mask = _check_mask(mask, inputs)
+        mask = check_mask(mask, inputs)
 
     def record(call):
         with _Deferred(lstms) as recorder, warnings.catch_warnings():
@@ -603,28 +603,28 @@ def _compiled_tracer(model, found, lstms, inputs, mask):
         @tf.function
         def run(inputs, mask):
             extra = {} if mask is None else {"mask": mask}
-            return record(lambda: _call(model, inputs, {**kwargs, **extra}))
+            return record(lambda: call_quietly(model, inputs, {**kwargs, **extra}))
 
         def execute():
-            snapshot = _snapshot(found)
+            snapshot = snapshot_variables(found)
             try:
                 if not warmed:
                     # One eager call first: whatever a layer builds lazily on
                     # its first call is then not built inside the graph.
                     extra = {} if mask is None else {"mask": mask_tensor}
-                    _call(model, tensors, {**kwargs, **extra})
+                    call_quietly(model, tensors, {**kwargs, **extra})
                     warmed.append(True)
                 return run(tensors, mask_tensor)
             finally:
-                _restore(snapshot)
+                restore_variables(snapshot)
 
     def tracer():
         values = execute()
         if not recorded:
             raise ValueError(f"none of the klg.LSTM layers of {model.name!r} ran on these inputs.")
-        builder = _Recorder(lstms)
+        builder = GateRecorder(lstms)
         for (layer, path), (gates, step_mask, output) in zip(recorded, values):
-            builder._record(layer, path, gates, step_mask, output)
+            builder.record(layer, path, gates, step_mask, output)
         return GateTraces((t.name, t) for t in builder.records)
 
     return tracer

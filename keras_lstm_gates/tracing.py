@@ -13,7 +13,10 @@ the model's output and the trace, with exactly the inputs, mask and initial
 state they see in the model.  This is why :func:`trace` works alike for
 Sequential, functional and subclassed models, nested models and
 ``keras.layers.Bidirectional`` wrappers, whose ``forward_layer`` and
-``backward_layer`` are klg LSTMs of their own.
+``backward_layer`` are klg LSTMs of their own.  The pieces of that pass
+(:class:`GateRecorder`, :func:`layer_paths`, :func:`snapshot_variables` and
+:func:`restore_variables`, :func:`call_quietly`, :func:`check_mask`) are
+shared with :mod:`keras_lstm_gates.monitor`.
 
 Saturation follows Karpathy, Johnson & Fei-Fei (2015), "Visualizing and
 Understanding Recurrent Networks": a gate value below ``left`` (0.1) is
@@ -363,7 +366,7 @@ def _children(layer):
     return list(children)
 
 
-def _layer_paths(root):
+def layer_paths(root):
     """``{id(layer): (layer, path)}`` for every layer under ``root``."""
     found = {}
 
@@ -399,7 +402,7 @@ def _to_numpy(x):
     return np.asarray(ops.convert_to_numpy(x))
 
 
-class _Recorder:
+class GateRecorder:
     """Swaps in a recording ``call`` on each klg LSTM; undoes it on exit."""
 
     def __init__(self, layers):
@@ -439,12 +442,13 @@ class _Recorder:
             gates = result[-1]
             passed_on = result if own else (result[0] if len(result) == 2 else result[:-1])
             output = result[0]
-            self._record(layer, path, gates, mask, output)
+            self.record(layer, path, gates, mask, output)
             return passed_on
 
         return call
 
-    def _record(self, layer, path, gates, mask, output):
+    def record(self, layer, path, gates, mask, output):
+        """Append the :class:`GateTrace` of one call of ``layer``."""
         values = {k: _to_numpy(gates[k]).astype(np.float32) for k in TRACE_KEYS}
         batch, steps = values["forget_gate"].shape[:2]
         if isinstance(mask, (list, tuple)):
@@ -470,7 +474,7 @@ class _Recorder:
         )
 
 
-def _snapshot(found):
+def snapshot_variables(found):
     """Values of the variables a forward pass can change: RNN states and
     non-trainable variables (seed generators, moving statistics)."""
     variables = {}
@@ -484,7 +488,8 @@ def _snapshot(found):
     return [(v, _to_numpy(v.value).copy()) for v in variables.values()]
 
 
-def _restore(snapshot):
+def restore_variables(snapshot):
+    """Assign back the values :func:`snapshot_variables` kept."""
     for variable, value in snapshot:
         variable.assign(value)
 
@@ -553,12 +558,12 @@ def trace(model_or_layer, inputs, mask=None):
         )
     call_kwargs = {"training": False}
     if mask is not None:
-        mask = _check_mask(mask, inputs)
+        mask = check_mask(mask, inputs)
         call_kwargs["mask"] = mask
-    found = _layer_paths(model_or_layer)
+    found = layer_paths(model_or_layer)
     if any(type(layer) is keras.layers.LSTM for layer, _ in found.values()):
         model_or_layer = _klg_twin(model_or_layer, found, inputs, call_kwargs)
-        found = _layer_paths(model_or_layer)
+        found = layer_paths(model_or_layer)
     lstms = [(layer, path) for layer, path in found.values() if isinstance(layer, LSTM)]
     if not lstms:
         raise ValueError(
@@ -569,16 +574,16 @@ def trace(model_or_layer, inputs, mask=None):
         # Build first, outside the recording: some backends build a
         # subclassed model by running its call once.  Stateful layers then
         # start from zero states, as in a first call.
-        _call(model_or_layer, inputs, call_kwargs)
+        call_quietly(model_or_layer, inputs, call_kwargs)
         for layer, _ in found.values():
             if getattr(layer, "stateful", False) and hasattr(layer, "reset_states"):
                 layer.reset_states()
-    snapshot = _snapshot(found)
+    snapshot = snapshot_variables(found)
     try:
-        with _Recorder(lstms) as recorder:
-            _call(model_or_layer, inputs, call_kwargs)
+        with GateRecorder(lstms) as recorder:
+            call_quietly(model_or_layer, inputs, call_kwargs)
     finally:
-        _restore(snapshot)
+        restore_variables(snapshot)
     if not recorder.records:
         raise ValueError(
             f"trace: none of the klg.LSTM layers of {model_or_layer.name!r} "
@@ -602,14 +607,15 @@ def _klg_twin(model_or_layer, found, inputs, call_kwargs):
         )
         return model_or_layer
     if not model_or_layer.built:
-        _call(model_or_layer, inputs, call_kwargs)
+        call_quietly(model_or_layer, inputs, call_kwargs)
         for layer, _ in found.values():
             if getattr(layer, "stateful", False) and hasattr(layer, "reset_states"):
                 layer.reset_states()
     return convert(model_or_layer)
 
 
-def _call(model_or_layer, inputs, call_kwargs):
+def call_quietly(model_or_layer, inputs, call_kwargs):
+    """Call the model, without the warning a masked call of it may give."""
     with warnings.catch_warnings():
         # A model given `mask=` warns that its own output drops the mask; the
         # layers inside saw it, which is all that matters here.
@@ -617,7 +623,9 @@ def _call(model_or_layer, inputs, call_kwargs):
         model_or_layer(inputs, **call_kwargs)
 
 
-def _check_mask(mask, inputs):
+def check_mask(mask, inputs):
+    """``mask`` as a boolean numpy (batch, time) array matching ``inputs``,
+    or a ValueError naming what was expected."""
     mask = np.asarray(_to_numpy(mask) if not isinstance(mask, np.ndarray) else mask)
     if mask.dtype != bool:
         raise ValueError(

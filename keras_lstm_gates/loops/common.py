@@ -28,23 +28,31 @@ PARTS = 4
 SEPARATE_BLOCKS_MIN_UNITS = 256
 
 
-def block_count(units, rows=None, features=None, training=True):
+def block_count(units, rows=None, features=None, training=True, batch=None):
     """How many weight blocks a loop multiplies by: 1 (joined) or 4.
 
-    With ``rows`` (steps * batch) and ``features`` known, as in JAX, the
-    choice weighs the joined copies, whose size goes with the weights' rows
-    (``features + units``), against what multiplying gate by gate costs:
-    four smaller matmuls per step and, in the JAX backward, the gradient of
-    every pre-activation kept until the weight gradients are taken after the
-    loop, whose size goes with ``rows``.  A training step joins from twice
-    as many rows as weight rows on, a forward pass from an eighth as many
-    (measured on JAX, CPU, B = 1 to 64, H = 64 to 1024).  Otherwise the
-    rule goes by ``units`` alone (:data:`SEPARATE_BLOCKS_MIN_UNITS`).
+    With the shapes known when the loop is traced, as in JAX (``rows`` is
+    steps * batch), the choice weighs the joined copies, whose size goes with
+    the weights' rows (``features + units``), against what multiplying gate
+    by gate costs: four smaller matmuls per step and, in the JAX backward,
+    the gradient of every pre-activation, kept until the weight gradients
+    are taken after the loop, whose size goes with ``rows``.  A forward pass
+    joins from an eighth as many rows as weight rows on.  A training step
+    joins from twice as many, and from a batch of 2: a joined backward loop
+    adds into the whole weight gradient at every step, which for a single
+    sequence costs more than the step's own work (0.92 against 0.72 of
+    Keras's time at B = 1, T = 1000, H = 256; at B = 2, 0.57 against 0.63 in
+    favour of joining).  Measured on JAX, CPU, B = 1 to 64, H = 64 to 1024.
+    With the shapes unknown the rule goes by ``units`` alone
+    (:data:`SEPARATE_BLOCKS_MIN_UNITS`).
     """
     if rows is None or features is None:
         return PARTS if units >= SEPARATE_BLOCKS_MIN_UNITS else 1
     width = features + units
-    joined = rows >= 2 * width if training else 8 * rows >= width
+    if training:
+        joined = rows >= 2 * width and (batch is None or batch >= 2)
+    else:
+        joined = 8 * rows >= width
     return 1 if joined else PARTS
 
 

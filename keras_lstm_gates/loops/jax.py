@@ -58,7 +58,8 @@ def _jax_kernel(masked, trace):
 
     def blocks_of(x, us, training):
         steps, batch, features = x.shape
-        return common.block_count(us[0].shape[0], steps * batch, features, training)
+        units = us[0].shape[0]
+        return common.block_count(units, steps * batch, features, training, batch)
 
     def forward(x, ws, bs, us, h0, c0, mask, save, blocks):
         units = us[0].shape[0]
@@ -159,20 +160,15 @@ def _jax_kernel(masked, trace):
             return (dh_prev, dc_prev), tuple(common.weight_blocks(K, dzs, blocks))
 
         def body_inside(carry, inputs):
+            # Joined weights only: one block, one dz of width 4 * units.
             dh_next, dc_next, dw, du, db = carry
             x_t, inputs = inputs[0], inputs[1:]
             k = inputs[0]
             h_prev_t = jnp.where(k == 0, h0.T, hs_t[k - 1])
             dzs, dh_prev, dc_prev = dz_step(dh_next, dc_next, inputs)
-            dzb = common.weight_blocks(K, dzs, blocks)
-            carry = (
-                dh_prev,
-                dc_prev,
-                tuple(a + x_t @ d for a, d in zip(dw, dzb)),
-                tuple(a + h_prev_t @ d for a, d in zip(du, dzb)),
-                tuple(a + d.sum(0) for a, d in zip(db, dzb)),
-            )
-            return carry, product(dzb, w, w_t)
+            dz = K.concat(dzs)
+            carry = (dh_prev, dc_prev, dw + x_t @ dz, du + h_prev_t @ dz, db + dz.sum(0))
+            return carry, dz @ w_t[0]
 
         xs = [jnp.arange(x.shape[0]), cts[0], acts, cs]
         if trace:
@@ -201,12 +197,13 @@ def _jax_kernel(masked, trace):
             init = (
                 jnp.zeros_like(h0),
                 cts[1],
-                tuple(jnp.zeros_like(a) for a in w),
-                tuple(jnp.zeros_like(a) for a in u),
-                tuple(jnp.zeros(a.shape[-1:], work) for a in w),
+                jnp.zeros_like(w[0]),
+                jnp.zeros_like(u[0]),
+                jnp.zeros(w[0].shape[-1:], work),
             )
             xs = [jnp.swapaxes(x, 1, 2), *xs]
-            (dh0, dc0, dw, du, db), dx = jax.lax.scan(body_inside, init, tuple(xs), reverse=True)
+            (dh0, dc0, *joined), dx = jax.lax.scan(body_inside, init, tuple(xs), reverse=True)
+            dw, du, db = ([g] for g in joined)
         dws, dbs, dus = (tuple(common.parts_of(K, g, units)) for g in (dw, db, du))
         grads = (dx, dws, dbs, dus, dh0, dc0)
         return jax.tree_util.tree_map(lambda g: g.astype(dtype), grads) + (None,)

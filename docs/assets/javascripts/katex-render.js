@@ -101,15 +101,25 @@
     document.body.dataset.klgMath = String(count);
   }
 
-  if (typeof window.document$ !== "undefined" && window.document$.subscribe) {
-    window.document$.subscribe(function () {
-      render(document.body);
-    });
-  } else if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () {
-      render(document.body);
-    });
-  } else {
-    render(document.body);
+  // Runs fn on every page: at each of mkdocs-material's instant-navigation
+  // page loads (document$), else once the DOM is ready.  The site's other
+  // scripts, loaded after this one, start the same way.
+  function onEveryPage(fn) {
+    if (typeof window.document$ !== "undefined" && window.document$.subscribe) {
+      window.document$.subscribe(function () {
+        fn();
+      });
+    } else if (document.readyState === "loading") {
+      document.addEventListener("DOMContentLoaded", function () {
+        fn();
+      });
+    } else {
+      fn();
+    }
   }
+
+  window.klgOnEveryPage = onEveryPage;
+  onEveryPage(function () {
+    render(document.body);
+  });
 })();

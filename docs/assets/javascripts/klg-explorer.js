@@ -236,11 +236,5 @@
 
   window.klgExplorer = { format: format, init: init };
 
-  if (typeof window.document$ !== "undefined" && window.document$.subscribe) {
-    window.document$.subscribe(init);
-  } else if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
-  } else {
-    init();
-  }
+  window.klgOnEveryPage(init);
 })();

@@ -252,11 +252,5 @@
 
   window.klgPopovers = { show: show, hide: hide };
 
-  if (typeof window.document$ !== "undefined" && window.document$.subscribe) {
-    window.document$.subscribe(init);
-  } else if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
-  } else {
-    init();
-  }
+  window.klgOnEveryPage(init);
 })();

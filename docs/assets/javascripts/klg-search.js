@@ -42,11 +42,5 @@
     }).observe(list, { childList: true });
   }
 
-  if (typeof window.document$ !== "undefined" && window.document$.subscribe) {
-    window.document$.subscribe(watch);
-  } else if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", watch);
-  } else {
-    watch();
-  }
+  window.klgOnEveryPage(watch);
 })();
