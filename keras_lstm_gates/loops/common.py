@@ -38,11 +38,13 @@ def block_count(units, rows=None, features=None, training=True, batch=None):
     the gradient of every pre-activation, kept until the weight gradients
     are taken after the loop, whose size goes with ``rows``.  A forward pass
     joins from an eighth as many rows as weight rows on.  A training step
-    joins from twice as many, and from a batch of 2: a joined backward loop
-    adds into the whole weight gradient at every step, which for a single
-    sequence costs more than the step's own work (0.92 against 0.72 of
-    Keras's time at B = 1, T = 1000, H = 256; at B = 2, 0.57 against 0.63 in
-    favour of joining).  Measured on JAX, CPU, B = 1 to 64, H = 64 to 1024.
+    joins from twice as many, and, from :data:`SEPARATE_BLOCKS_MIN_UNITS`
+    units on, from a batch of 2: a joined backward loop adds into the whole
+    weight gradient at every step, which for a single sequence of a large
+    layer costs more than the step's own work (0.92 against 0.72 of Keras's
+    time at B = 1, T = 1000, H = 256; at B = 2, 0.57 against 0.63 in favour
+    of joining; at H = 64 the two are even).  Measured on JAX, CPU, B = 1 to
+    64, H = 8 to 1024.
     With the shapes unknown the rule goes by ``units`` alone
     (:data:`SEPARATE_BLOCKS_MIN_UNITS`).
     """
@@ -50,7 +52,8 @@ def block_count(units, rows=None, features=None, training=True, batch=None):
         return PARTS if units >= SEPARATE_BLOCKS_MIN_UNITS else 1
     width = features + units
     if training:
-        joined = rows >= 2 * width and (batch is None or batch >= 2)
+        single = batch == 1 and units >= SEPARATE_BLOCKS_MIN_UNITS
+        joined = rows >= 2 * width and not single
     else:
         joined = 8 * rows >= width
     return 1 if joined else PARTS
