@@ -52,9 +52,11 @@ class LSTM(RNN):
 
     The gates' weights are stored once, in the gate sublayers, and
     concatenated at call time so that each step is one matmul for all
-    gates; in the vanilla configuration from 256 units, each gate is
-    multiplied by its own weights instead, so that a training step holds no
-    concatenated copy of the weights or of their gradients.  On a GPU, when
+    gates; in the vanilla configuration a large layer (from 256 units, or
+    on JAX when the call's steps * batch is small against the weights'
+    rows) multiplies each gate by its own weights instead, so that a
+    training step holds no concatenated copy of the weights or of their
+    gradients.  On a GPU, when
     the configuration allows it, the layer calls the same cuDNN kernel as
     ``keras.layers.LSTM`` (see ``use_cudnn``).
 
