@@ -59,6 +59,10 @@ def _jax_kernel(masked, trace):
     def blocks_of(x, us, training):
         steps, batch, features = x.shape
         units = us[0].shape[0]
+        if not isinstance(steps, int) or not isinstance(batch, int):
+            # Symbolic dimensions (jax.export, jax2tf in a SavedModel): the
+            # rule by units alone, which needs no comparison of them.
+            return common.block_count(units)
         return common.block_count(units, steps * batch, features, training, batch)
 
     def forward(x, ws, bs, us, h0, c0, mask, save, blocks):
@@ -185,7 +189,8 @@ def _jax_kernel(masked, trace):
             # sum_t h_{t-1}^T dz_t, with the smaller of two scratch buffers: a
             # copy of the previous states shifted by one step (time * batch
             # * units), or an (units, units) term for h0 added to the rest.
-            if x.shape[0] * x.shape[1] <= units:
+            rows = x.shape[0] * x.shape[1]
+            if isinstance(rows, int) and rows <= units:
                 h_prev = jnp.concatenate([h0[None], hs[:-1]])
                 du = [jnp.einsum("tbh,tbg->hg", h_prev, d) for d in dz]
             else:
