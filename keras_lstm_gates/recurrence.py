@@ -5,9 +5,9 @@ in :mod:`keras_lstm_gates.loops`, which takes each gate's weights as they are
 and joins them for one matmul per step only where that copy is small next to
 the rest of the step (a joined copy of a large layer's weights would cost
 memory that keras.layers.LSTM, whose variables are joined already, never
-spends; see :func:`keras_lstm_gates.loops.common.block_count`).  Every other configuration runs
-here: :meth:`StepPlan.weights` concatenates the gates' weights along the gate
-axis at call time, so that:
+spends; see :func:`keras_lstm_gates.loops.common.block_count`).  Every other
+configuration runs here: :meth:`StepPlan.weights` concatenates the gates'
+weights along the gate axis at call time, so that:
 
 * the input projection of every timestep is one matmul outside the loop;
 * each step does one recurrent matmul for every gate;

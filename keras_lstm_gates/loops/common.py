@@ -28,16 +28,17 @@ PARTS = 4
 SEPARATE_BLOCKS_MIN_UNITS = 256
 
 
-def block_count(units, rows=None, features=None, training=True, batch=None):
+def block_count(units, steps=None, batch=None, features=None, training=True):
     """How many weight blocks a loop multiplies by: 1 (joined) or 4.
 
-    With the shapes known when the loop is traced, as in JAX (``rows`` is
-    steps * batch), the choice weighs the joined copies, whose size goes with
+    With the shapes known when the loop is traced, as in JAX, the choice
+    weighs the joined copies, whose size goes with
     the weights' rows (``features + units``), against what multiplying gate
     by gate costs: four smaller matmuls per step and, in the JAX backward,
     the gradient of every pre-activation, kept until the weight gradients
-    are taken after the loop, whose size goes with ``rows``.  A forward pass
-    joins from an eighth as many rows as weight rows on.  A training step
+    are taken after the loop, whose size goes with the sequence's rows
+    (``steps * batch``).  A forward pass joins from an eighth as many rows
+    as weight rows on.  A training step
     joins from twice as many, and, from :data:`SEPARATE_BLOCKS_MIN_UNITS`
     units on, from a batch of 2: a joined backward loop adds into the whole
     weight gradient at every step, which for a single sequence of a large
@@ -45,12 +46,14 @@ def block_count(units, rows=None, features=None, training=True, batch=None):
     time at B = 1, T = 1000, H = 256; at B = 2, 0.57 against 0.63 in favour
     of joining; at H = 64 the two are even).  Measured on JAX, CPU, B = 1 to
     64, H = 8 to 1024.
-    With the shapes unknown the rule goes by ``units`` alone
+
+    With the shapes unknown (a TensorFlow graph's batch, the symbolic
+    dimensions of ``jax.export``) the rule goes by ``units`` alone
     (:data:`SEPARATE_BLOCKS_MIN_UNITS`).
     """
-    if rows is None or features is None:
+    if not all(isinstance(d, int) for d in (steps, batch, features)):
         return PARTS if units >= SEPARATE_BLOCKS_MIN_UNITS else 1
-    width = features + units
+    rows, width = steps * batch, features + units
     if training:
         single = batch == 1 and units >= SEPARATE_BLOCKS_MIN_UNITS
         joined = rows >= 2 * width and not single

@@ -57,13 +57,9 @@ def _jax_kernel(masked, trace):
     jnp = K.jnp
 
     def blocks_of(x, us, training):
-        steps, batch, features = x.shape
-        units = us[0].shape[0]
-        if not isinstance(steps, int) or not isinstance(batch, int):
-            # Symbolic dimensions (jax.export, jax2tf in a SavedModel): the
-            # rule by units alone, which needs no comparison of them.
-            return common.block_count(units)
-        return common.block_count(units, steps * batch, features, training, batch)
+        # Symbolic dimensions (jax.export, jax2tf in a SavedModel) are not
+        # ints; block_count then needs no comparison of them.
+        return common.block_count(us[0].shape[0], *x.shape, training=training)
 
     def forward(x, ws, bs, us, h0, c0, mask, save, blocks):
         units = us[0].shape[0]
