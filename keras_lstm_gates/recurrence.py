@@ -200,7 +200,17 @@ def run_sequence(
     """
     plan = StepPlan(cell)
     dtype = ops.convert_to_tensor(cell.gates[plan.order[0]].kernel).dtype
-    if backend.backend() == "tensorflow":
+    # A shared input-dropout mask is applied to x below; per-gate masks
+    # need the generic loop.
+    vanilla = (
+        not unroll
+        and recurrent_dropout_mask is None
+        and (input_dropout_mask is None or not per_gate_masks(input_dropout_mask))
+        and uses_vanilla_kernel(plan)
+    )
+    if backend.backend() == "tensorflow" and (return_sequences or return_gates or not vanilla):
+        # Only a loop that collects every step reserves tensor lists, which
+        # TFLite's builtin ops need a known batch for.
         from .loops import tensorflow as tf_loops
 
         tf_loops.check_tflite_batch(inputs.shape[0])
@@ -218,12 +228,7 @@ def run_sequence(
         if mask is not None:
             mask = ops.flip(mask, axis=0)
 
-    if (
-        not unroll
-        and recurrent_dropout_mask is None
-        and input_dropout_mask is None
-        and uses_vanilla_kernel(plan)
-    ):
+    if vanilla:
         return _run_vanilla_kernel(
             plan,
             x,
@@ -412,10 +417,19 @@ def _run_vanilla_kernel(
     h0 = ops.cast(initial_state[0], dtype)
     c0 = ops.cast(initial_state[1], dtype)
     result = loops.lstm_sequence(
-        x, kernels, biases, recurrent_kernels, h0, c0, mask=mask, trace=return_gates
+        x,
+        kernels,
+        biases,
+        recurrent_kernels,
+        h0,
+        c0,
+        mask=mask,
+        trace=return_gates,
+        return_sequences=return_sequences,
     )
-    hs, c_last = result[0], result[1]  # hs is batch major
-    last_state = hs[:, -1]
+    # hs is batch major; without return_sequences, only the last h.
+    hs, c_last = result[0], result[1]
+    last_state = hs[:, -1] if return_sequences else hs
     # Which steps output the carried h; the others output zeros.
     keep = None
     if mask is not None and zero_output_for_mask:

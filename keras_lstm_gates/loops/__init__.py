@@ -2,7 +2,7 @@
 
 Two entry points, dispatched on ``keras.backend.backend()``:
 
-``lstm_sequence(x, kernels, biases, recurrent_kernels, h0, c0, mask=None, trace=False)``
+``lstm_sequence(x, kernels, biases, recurrent_kernels, h0, c0, mask=None, trace=False, return_sequences=True)``
     The vanilla LSTM (sigmoid gates, tanh candidate and output) over a
     time-major sequence, with a hand-written backward pass: no autodiff
     bookkeeping, no stored pre-activations, a few element-wise ops and the
@@ -55,7 +55,9 @@ def _backend_module():
     return module
 
 
-def lstm_sequence(x, kernels, biases, recurrent_kernels, h0, c0, mask=None, trace=False):
+def lstm_sequence(
+    x, kernels, biases, recurrent_kernels, h0, c0, mask=None, trace=False, return_sequences=True
+):
     """Run a vanilla LSTM over a time-major sequence.
 
     Args:
@@ -70,11 +72,15 @@ def lstm_sequence(x, kernels, biases, recurrent_kernels, h0, c0, mask=None, trac
             ``h`` and ``c`` (its output is the carried ``h``).
         trace: if True also return the carried cell states and the gate
             activations of every step.
+        return_sequences: if False return only the last step's ``h`` in
+            place of ``hs``, and keep no more of the sequence for the
+            backward pass than it needs.
 
     Returns:
         ``(hs, c_last)``: ``hs`` ``(batch, time, units)`` (batch major, the
         layer's output layout) holds the carried ``h`` of every step and
-        ``c_last`` the final cell state.  With
+        ``c_last`` the final cell state (``hs`` is the last ``h``,
+        ``(batch, units)``, when not ``return_sequences``).  With
         ``trace=True``, ``(hs, c_last, cs, acts)`` where ``cs`` is
         ``(time, batch, units)`` and ``acts`` the list ``[i, f, o, g]`` of
         ``(time, batch, units)`` activations (zero on masked steps).
@@ -101,7 +107,7 @@ def lstm_sequence(x, kernels, biases, recurrent_kernels, h0, c0, mask=None, trac
             "lstm_sequence: expected one kernel, bias and recurrent kernel for each of the "
             f"{common.PARTS} parts (i, f, o, g), received {[len(p) for p in parts]}."
         )
-    return module.lstm_sequence(x, *parts, h0, c0, mask, trace)
+    return module.lstm_sequence(x, *parts, h0, c0, mask, trace, return_sequences)
 
 
 def scan(fn, carry, xs, num_ys):

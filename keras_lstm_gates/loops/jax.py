@@ -214,9 +214,11 @@ def _jax_kernel(masked, trace):
     return kernel
 
 
-def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace):
+def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
     out = _jax_kernel(mask is not None, trace)(x, tuple(ws), tuple(bs), tuple(us), h0, c0, mask)
-    hs = out[0].swapaxes(0, 1)
+    # The last step's h is a slice: XLA never makes the zero cotangent of the
+    # other steps, as TensorFlow would.
+    hs = out[0].swapaxes(0, 1) if sequences else out[0][-1]
     return (hs, out[1]) if not trace else (hs, *out[1:3], list(out[3]))
 
 

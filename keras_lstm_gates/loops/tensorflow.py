@@ -40,10 +40,19 @@ class _TfOps:
         return self.tf.concat(xs, axis=-1)
 
 
-def _tf_functions(units, masked, trace, jit_forward, jit_backward):
+def _tf_functions(units, masked, trace, sequences, jit_forward, jit_backward):
     """The forward and backward loops as ``tf.function``s (one pair per
-    flavour; they retrace per new shape and dtype)."""
-    key = (units, masked, trace, jit_forward, jit_backward)
+    flavour; they retrace per new shape and dtype).
+
+    With ``sequences`` the layer outputs every step's ``h``, which the
+    forward loop returns batch major and the backward loop takes a
+    cotangent of.  Without it only the last ``h`` leaves the loop: no
+    cotangent of the whole sequence is ever made, and when unmasked no
+    ``h`` is kept for the backward loop either, which recomputes
+    ``h_{t-1} = o_{t-1} tanh(c_{t-1})`` from what it keeps anyway.  A masked
+    loop keeps every ``h`` time major (a masked step carries an older one).
+    """
+    key = (units, masked, trace, sequences, jit_forward, jit_backward)
     if key in _TF:
         return _TF[key]
     import tensorflow as tf
@@ -52,17 +61,22 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
     forward_blocks = common.block_count(units) if jit_forward else 1
     blocks = common.block_count(units) if jit_backward else 1
 
+    keep_h = "batch_major" if sequences else ("time_major" if masked else None)
+
     def forward(x, ws, bs, us, h0, c0, mask):
         return _forward_loop(
-            K, units, masked, trace, True, forward_blocks, x, ws, bs, us, h0, c0, mask
+            K, units, masked, trace, True, forward_blocks, x, ws, bs, us, h0, c0, mask, keep_h
         )
 
-    def backward(dhs, dc_last, dcs, dacts, x, ws, us, h0, c0, mask, hs, cs, acts):
-        dtype = dhs.dtype
+    def backward(dh_out, dc_last, dcs, dacts, x, ws, us, h0, c0, mask, hs, cs, acts):
+        """``dh_out`` is the cotangent of every ``h`` (batch major) with
+        ``sequences``, else of the last; ``hs`` is what the forward loop kept
+        of ``h`` (``None`` when unmasked without ``sequences``)."""
+        dtype = dh_out.dtype
         # Half-precision runs keep their gradients in float32 inside the loop.
         work = tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
-        cast = [tf.cast(v, work) for v in (dhs, dc_last, dcs, x, h0, c0, hs, cs)]
-        dhs, dc_last, dcs, x, h0, c0, hs, cs = cast
+        cast = [None if v is None else tf.cast(v, work) for v in (dh_out, dc_last, dcs, x, h0, c0, hs, cs)]
+        dh_out, dc_last, dcs, x, h0, c0, hs, cs = cast
         acts, dacts = [[tf.cast(v, work) for v in vs] for vs in (acts, dacts)]
         w = common.weight_blocks(K, [tf.cast(v, work) for v in ws], blocks)
         u = common.weight_blocks(K, [tf.cast(v, work) for v in us], blocks)
@@ -81,11 +95,18 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
             dzb = common.weight_blocks(K, dzs, blocks)
             return tf.add_n([tf.matmul(d, m, transpose_b=True) for d, m in zip(dzb, u)])
 
+        def kept_h(prev):
+            if keep_h == "batch_major":
+                return hs[:, prev]
+            if keep_h == "time_major":
+                return hs[prev]
+            return acts[2][prev] * tf.tanh(seqs["c"][prev])
+
         def body(t, dh_next, dc_next, dw, du, db, dxs):
             k = steps - 1 - t
             first = k == 0
             prev = tf.maximum(k - 1, 0)
-            h_prev = tf.where(first, h0, hs[:, prev])
+            h_prev = tf.where(first, h0, kept_h(prev))
             c_prev = tf.where(first, c0, seqs["c"][prev])
             x_t = seqs["x"][k]
             extra = []
@@ -96,7 +117,7 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
             dzs, dh_prev, dc_prev = common.backward_through_step(
                 K,
                 (dh_next, dc_next),
-                (dhs[:, k], [a[k] for a in acts], seqs["c"][k], c_prev, extra),
+                (dh_out[:, k] if sequences else 0.0, [a[k] for a in acts], seqs["c"][k], c_prev, extra),
                 recurrent,
                 trace,
                 masked,
@@ -115,7 +136,7 @@ def _tf_functions(units, masked, trace, jit_forward, jit_backward):
 
         init = (
             tf.constant(0),
-            tf.zeros_like(h0),
+            tf.zeros_like(h0) if sequences else dh_out,
             dc_last,
             [tf.zeros_like(a) for a in w],
             [tf.zeros_like(a) for a in u],
@@ -166,11 +187,15 @@ def _length(tf, sequence):
     return int(steps) if steps is not None else tf.shape(sequence)[0]
 
 
-def _forward_loop(K, units, masked, trace, save, blocks, x, ws, bs, us, h0, c0, mask):
-    """The forward ``tf.while_loop``: ``(hs, c_last, cs, acts)``, where
-    ``hs`` is batch major and ``cs`` and ``acts`` (the list ``[i, f, o, g]``)
-    are time major, or ``None`` unless ``save``.  ``blocks`` is how the
-    loop multiplies by the weights (see :func:`.common.weight_blocks`).
+def _forward_loop(
+    K, units, masked, trace, save, blocks, x, ws, bs, us, h0, c0, mask, keep_h="batch_major"
+):
+    """The forward ``tf.while_loop``: ``(hs, h_last, c_last, cs, acts)``,
+    where ``hs`` is every step's ``h``, batch major or time major as
+    ``keep_h`` says (``None`` when ``keep_h`` is ``None``), and ``cs`` and
+    ``acts`` (the list ``[i, f, o, g]``) are time major, or ``None`` unless
+    ``save``.  ``blocks`` is how the loop multiplies by the weights (see
+    :func:`.common.weight_blocks`).
 
     Every ``TensorArray`` has its element shape (batch, width) from the
     start: an array of unknown element shape is reserved with an unranked
@@ -188,8 +213,8 @@ def _forward_loop(K, units, masked, trace, save, blocks, x, ws, bs, us, h0, c0, 
 
     xs = unstack(x)
     ms = unstack(mask) if masked else None
-    # h, then (when saved) c and the four activations.
-    count = 2 + common.PARTS if save else 1
+    # h (when kept), then (when saved) c and the four activations.
+    count = (keep_h is not None) + (1 + common.PARTS if save else 0)
     out = [tf.TensorArray(x.dtype, size=steps, element_shape=(batch, units)) for _ in range(count)]
 
     def body(t, h_prev, c_prev, arrays):
@@ -200,23 +225,26 @@ def _forward_loop(K, units, masked, trace, save, blocks, x, ws, bs, us, h0, c0, 
             m = ms.read(t)
             h = tf.where(m, h, h_prev)
             c = tf.where(m, c, c_prev)
-        if not save:
-            return t + 1, h, c, [arrays[0].write(t, h)]
         if masked and trace:
             acts = [tf.where(m, a, tf.zeros_like(a)) for a in acts]
-        values = (h, c, *acts)
+        values = ([h] if keep_h is not None else []) + ([c, *acts] if save else [])
         return t + 1, h, c, [a.write(t, v) for a, v in zip(arrays, values)]
 
-    _, _, c_last, out = tf.while_loop(
+    _, h_last, c_last, out = tf.while_loop(
         lambda t, *_: t < steps,
         body,
         (tf.constant(0), h0, c0, out),
         maximum_iterations=steps,
     )
-    hs = tf.transpose(out[0].stack(), (1, 0, 2))
+    stacked = [a.stack() for a in out]
+    hs = None
+    if keep_h is not None:
+        hs = stacked.pop(0)
+        if keep_h == "batch_major":
+            hs = tf.transpose(hs, (1, 0, 2))
     if not save:
-        return hs, c_last, None, None
-    return hs, c_last, out[1].stack(), [a.stack() for a in out[2:]]
+        return hs, h_last, c_last, None, None
+    return hs, h_last, c_last, stacked[0], stacked[1:]
 
 
 # Python modules whose calls trace a graph to be written out: Keras's export
@@ -267,9 +295,11 @@ def check_tflite_batch(batch):
     """Warn, with the options to change, when TensorFlow Lite converts to
     builtin ops a loop over a batch of unknown size.
 
-    TFLite's builtin ops reserve the loop's tensor lists with a known
+    TFLite's builtin ops reserve a loop's tensor lists with a known
     element shape, so that conversion fails at ``TensorListReserve``, for
-    keras.layers.LSTM as for klg.LSTM, with no hint of the cause.  A warning
+    keras.layers.LSTM as for a klg loop that collects every step, with no
+    hint of the cause (the caller checks only such loops: one that keeps
+    only its last step reserves no list and converts).  A warning
     rather than an error: the converter catches errors raised while it
     traces and retries another way, which then fails with an unrelated
     ``TypeError``.  With TensorFlow ops allowed (``SELECT_TF_OPS``) the
@@ -291,12 +321,13 @@ def check_tflite_batch(batch):
         "unknown size, and the conversion will fail at TensorListReserve (as it does for "
         "keras.layers.LSTM). Fix the batch size, e.g. keras.Input((timesteps, features), "
         "batch_size=1), or allow TensorFlow ops: converter.target_spec.supported_ops = "
-        "[tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS].",
+        "[tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]. (A klg.LSTM with "
+        "return_sequences=False and return_gates=False converts with any batch.)",
         stacklevel=2,
     )
 
 
-def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace):
+def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
     import tensorflow as tf
 
     masked = mask is not None
@@ -314,12 +345,14 @@ def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace):
     if graph and exporting():
         # The plain loop, inline in the caller's graph, with no custom
         # gradient: the graph any converter reads and any runtime serves.
-        hs, c_last, cs, acts = _forward_loop(
-            _TfOps(), units, masked, trace, trace, 1, x, ws, bs, us, h0, c0, mask
+        keep_h = "batch_major" if sequences else None
+        hs, h_last, c_last, cs, acts = _forward_loop(
+            _TfOps(), units, masked, trace, trace, 1, x, ws, bs, us, h0, c0, mask, keep_h
         )
-        return (hs, c_last, cs, acts) if trace else (hs, c_last)
+        first = hs if sequences else h_last
+        return (first, c_last, cs, acts) if trace else (first, c_last)
     jit_forward = graph and units <= _TF_XLA_FORWARD_MAX_UNITS
-    forward, backward = _tf_functions(units, masked, trace, jit_forward, graph)
+    forward, backward = _tf_functions(units, masked, trace, sequences, jit_forward, graph)
     if graph:
         # A graph gets a forward function of its own at every call site.
         # Two call sites of one function (Bidirectional's two directions, two
@@ -338,8 +371,9 @@ def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace):
     def kernel(x, *args):
         ws, bs, us = args[:n], args[n : 2 * n], args[2 * n : 3 * n]
         h0, c0 = args[3 * n :]
-        hs, c_last, cs, acts = forward(x, ws, bs, us, h0, c0, mask)
-        outputs = (hs, c_last, cs, *acts) if trace else (hs, c_last)
+        hs, h_last, c_last, cs, acts = forward(x, ws, bs, us, h0, c0, mask)
+        first = hs if sequences else h_last
+        outputs = (first, c_last, cs, *acts) if trace else (first, c_last)
 
         def grad(*cts):
             cts = [tf.zeros_like(ref) if ct is None else ct for ct, ref in zip(cts, outputs)]

@@ -207,7 +207,7 @@ def plain_sequence(x, w, b, u, h0, c0, mask, trace):
     return torch.stack(hs), c, torch.stack(cs), torch.stack(acts)
 
 
-def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace):
+def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
     import torch
 
     # One matmul per step for every gate: the gates' weights are joined
@@ -227,7 +227,7 @@ def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace):
 
             _TORCH["call"] = call
         out = _TORCH["call"](x, w, b, u, h0, c0, mask, trace)
-    hs = out[0].transpose(0, 1)
+    hs = out[0].transpose(0, 1) if sequences else out[0][-1]
     if not trace:
         return hs, out[1]
     _, c_last, cs, acts = out

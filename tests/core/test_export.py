@@ -164,24 +164,27 @@ def test_tflite_matches_keras(rng, config, length):
 
 @needs_tf
 def test_tflite_unknown_batch_names_the_fix():
-    # With an unknown batch size TFLite's builtin ops cannot reserve the
-    # loop's tensor lists: keras.layers.LSTM and klg.LSTM both fail to
-    # convert; klg says which options to change.  With TensorFlow ops allowed
-    # both convert, and klg says nothing.
+    # With an unknown batch size TFLite's builtin ops cannot reserve a loop's
+    # tensor lists: keras.layers.LSTM fails to convert, and so does a klg
+    # loop that collects every step (return_sequences); klg says which
+    # options to change.  With TensorFlow ops allowed it converts, and klg
+    # says nothing.
     import warnings
 
     import tensorflow as tf
 
-    def converter(lstm):
+    def converter(lstm, **kwargs):
         inputs = keras.Input((STEPS, FEATURES))
-        return tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, lstm(UNITS)(inputs)))
+        return tf.lite.TFLiteConverter.from_keras_model(
+            keras.Model(inputs, lstm(UNITS, **kwargs)(inputs))
+        )
 
     with pytest.raises(Exception, match="TensorListReserve"):
         converter(keras.layers.LSTM).convert()
     with pytest.warns(UserWarning, match=r"batch_size=1.*SELECT_TF_OPS"):
         with pytest.raises(Exception, match="TensorListReserve"):
-            converter(klg.LSTM).convert()
-    ops_allowed = converter(klg.LSTM)
+            converter(klg.LSTM, return_sequences=True).convert()
+    ops_allowed = converter(klg.LSTM, return_sequences=True)
     ops_allowed.target_spec.supported_ops = [
         tf.lite.OpsSet.TFLITE_BUILTINS,
         tf.lite.OpsSet.SELECT_TF_OPS,
@@ -189,6 +192,24 @@ def test_tflite_unknown_batch_names_the_fix():
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message="klg.LSTM")
         assert ops_allowed.convert()
+
+
+@needs_tf
+@pytest.mark.parametrize("config", ["single", "bidirectional", "masked"])
+def test_tflite_last_output_converts_with_any_batch(rng, config):
+    # A klg loop that keeps only the last step reserves no tensor list, so
+    # with builtin ops it converts with the batch left unknown (Keras's own
+    # LSTM does not), and the interpreter, resized to each batch, gives the
+    # Keras model's numbers.
+    import warnings
+
+    reference, ours = model_pair(rng, config)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="klg.LSTM")
+        for batch in (1, 3):
+            x = data(rng, batch=batch)
+            (result,) = tflite_run(ours, x)
+            assert_close(result, to_numpy(reference(x)), f"{config}, batch {batch}")
 
 
 @needs_tf

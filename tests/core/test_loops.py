@@ -116,7 +116,8 @@ def kernel_on_joined(x, w, b, u, h0, c0, **kwargs):
     and joined activations out, as the step-by-step reference has them
     (autodiff of the slicing joins the per-gate gradients)."""
     out = loops.lstm_sequence(x, *by_gate(w, b, u), h0, c0, **kwargs)
-    out = (ops.transpose(out[0], (1, 0, 2)), *out[1:])
+    if kwargs.get("return_sequences", True):
+        out = (ops.transpose(out[0], (1, 0, 2)), *out[1:])
     if len(out) == 4:
         out = (*out[:3], ops.concatenate(out[3], axis=-1))
     return out
@@ -146,19 +147,27 @@ def random_mask(rng, steps, batch):
     return mask
 
 
+def last_only(outputs, sequences):
+    """The reference's outputs as the kernel gives them: every step's ``h``
+    with ``return_sequences``, else the last one."""
+    return outputs if sequences else (outputs[0][-1], *outputs[1:])
+
+
 @pytest.mark.parametrize("masked", [False, True], ids=["no_mask", "mask"])
 @pytest.mark.parametrize("trace", [False, True], ids=["plain", "trace"])
-def test_kernel_matches_reference(rng, weight_blocks, masked, trace):
+@pytest.mark.parametrize("sequences", [True, False], ids=["sequences", "last"])
+def test_kernel_matches_reference(rng, weight_blocks, masked, trace, sequences):
     args = random_problem(rng)
     mask = random_mask(rng, 6, 3) if masked else None
     mask_t = None if mask is None else ops.convert_to_tensor(mask)
     keep = 4 if trace else 2
 
     def ours(*a):
-        return kernel_on_joined(*a, mask=mask_t, trace=trace)[:keep]
+        out = kernel_on_joined(*a, mask=mask_t, trace=trace, return_sequences=sequences)
+        return out[:keep]
 
     def ref(*a):
-        return reference(*a, mask=mask_t)[:keep]
+        return last_only(reference(*a, mask=mask_t)[:keep], sequences)
 
     out, grads = value_and_grads(ours, args)
     out_ref, grads_ref = value_and_grads(ref, args)
@@ -175,7 +184,11 @@ def test_kernel_matches_reference(rng, weight_blocks, masked, trace):
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.function and XLA are TensorFlow's")
 @pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("xla_forward", [True, False], ids=["xla_forward", "plain_forward"])
-def test_kernel_inside_tf_function(rng, monkeypatch, weight_blocks, jit_compile, xla_forward):
+@pytest.mark.parametrize("masked", [True, False], ids=["mask", "no_mask"])
+@pytest.mark.parametrize("sequences", [True, False], ids=["sequences", "last"])
+def test_kernel_inside_tf_function(
+    rng, monkeypatch, weight_blocks, jit_compile, xla_forward, masked, sequences
+):
     import tensorflow as tf
 
     if not xla_forward:
@@ -186,18 +199,20 @@ def test_kernel_inside_tf_function(rng, monkeypatch, weight_blocks, jit_compile,
         monkeypatch.setattr(tf_loops, "_TF_XLA_FORWARD_MAX_UNITS", 2)
         monkeypatch.setattr(tf_loops, "_TF", {})
     args = [tf.constant(a) for a in random_problem(rng)]
-    mask = tf.constant(random_mask(rng, 6, 3))
+    mask = tf.constant(random_mask(rng, 6, 3)) if masked else None
 
     @tf.function(jit_compile=jit_compile)
     def compiled(*a):
         with tf.GradientTape() as tape:
             tape.watch(a)
-            out = kernel_on_joined(*a, mask=mask)
+            out = kernel_on_joined(*a, mask=mask, return_sequences=sequences)
             loss = loss_of(out)
         return out, tape.gradient(loss, a)
 
     out, grads = compiled(*args)
-    out_ref, grads_ref = value_and_grads(lambda *a: reference(*a, mask=mask)[:2], args)
+    out_ref, grads_ref = value_and_grads(
+        lambda *a: last_only(reference(*a, mask=mask)[:2], sequences), args
+    )
     for a, e in zip(list(out) + list(grads), list(out_ref) + list(grads_ref)):
         np.testing.assert_allclose(to_numpy(a), to_numpy(e), rtol=RTOL, atol=ATOL)
 
