@@ -4,7 +4,10 @@ The loops are ``tf.function``s that are XLA-compiled when called from a
 graph (``fit``, ``predict``, any ``tf.function``) and plain when called
 eagerly, so that an eager call does not pay one compilation per new shape.
 From 768 units up the forward loop stays plain (TensorFlow's own matmul beats
-XLA's on one large matmul per step).  Same layout as the JAX loops.
+XLA's on one large matmul per step).  Same layout as the JAX loops.  With
+no tape recording (``predict``, ``evaluate``) the forward loop keeps only
+what the layer returns, and a layer that returns only its last output keeps
+no sequence of ``h`` for the backward loop, which recomputes it.
 
 An XLA-compiled loop multiplies by each gate's weights apart from
 :data:`~.common.SEPARATE_BLOCKS_MIN_UNITS` on, as the JAX loops do.  A plain
@@ -41,7 +44,8 @@ class _TfOps:
 
 
 def _tf_functions(units, masked, trace, sequences, jit_forward, jit_backward):
-    """The forward and backward loops as ``tf.function``s (one pair per
+    """The forward and backward loops, and a forward loop that keeps nothing
+    for a backward pass (``infer``), as ``tf.function``s (one triple per
     flavour; they retrace per new shape and dtype).
 
     With ``sequences`` the layer outputs every step's ``h``, which the
@@ -68,6 +72,12 @@ def _tf_functions(units, masked, trace, sequences, jit_forward, jit_backward):
             K, units, masked, trace, True, forward_blocks, x, ws, bs, us, h0, c0, mask, keep_h
         )
 
+    def infer(x, ws, bs, us, h0, c0, mask):
+        out_h = "batch_major" if sequences else None
+        return _forward_loop(
+            K, units, masked, trace, trace, forward_blocks, x, ws, bs, us, h0, c0, mask, out_h
+        )
+
     def backward(dh_out, dc_last, dcs, dacts, x, ws, us, h0, c0, mask, hs, cs, acts):
         """``dh_out`` is the cotangent of every ``h`` (batch major) with
         ``sequences``, else of the last; ``hs`` is what the forward loop kept
@@ -75,7 +85,10 @@ def _tf_functions(units, masked, trace, sequences, jit_forward, jit_backward):
         dtype = dh_out.dtype
         # Half-precision runs keep their gradients in float32 inside the loop.
         work = tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
-        cast = [None if v is None else tf.cast(v, work) for v in (dh_out, dc_last, dcs, x, h0, c0, hs, cs)]
+        cast = [
+            None if v is None else tf.cast(v, work)
+            for v in (dh_out, dc_last, dcs, x, h0, c0, hs, cs)
+        ]
         dh_out, dc_last, dcs, x, h0, c0, hs, cs = cast
         acts, dacts = [[tf.cast(v, work) for v in vs] for vs in (acts, dacts)]
         w = common.weight_blocks(K, [tf.cast(v, work) for v in ws], blocks)
@@ -117,7 +130,13 @@ def _tf_functions(units, masked, trace, sequences, jit_forward, jit_backward):
             dzs, dh_prev, dc_prev = common.backward_through_step(
                 K,
                 (dh_next, dc_next),
-                (dh_out[:, k] if sequences else 0.0, [a[k] for a in acts], seqs["c"][k], c_prev, extra),
+                (
+                    dh_out[:, k] if sequences else 0.0,
+                    [a[k] for a in acts],
+                    seqs["c"][k],
+                    c_prev,
+                    extra,
+                ),
                 recurrent,
                 trace,
                 masked,
@@ -166,12 +185,13 @@ def _tf_functions(units, masked, trace, sequences, jit_forward, jit_backward):
         return out
 
     options = {"reduce_retracing": True, "autograph": False}
-    pair = (
+    functions = (
         tf.function(forward, jit_compile=jit_forward, **options),
         tf.function(backward, jit_compile=jit_backward, **options),
+        tf.function(infer, jit_compile=jit_forward, **options),
     )
-    _TF[key] = pair
-    return pair
+    _TF[key] = functions
+    return functions
 
 
 def _length(tf, sequence):
@@ -329,6 +349,7 @@ def check_tflite_batch(batch):
 
 def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
     import tensorflow as tf
+    from tensorflow.python.eager import record
 
     masked = mask is not None
     # XLA fuses each step into a few kernels, but compiles once per new
@@ -352,16 +373,21 @@ def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
         first = hs if sequences else h_last
         return (first, c_last, cs, acts) if trace else (first, c_last)
     jit_forward = graph and units <= _TF_XLA_FORWARD_MAX_UNITS
-    forward, backward = _tf_functions(units, masked, trace, sequences, jit_forward, graph)
+    forward, backward, infer = _tf_functions(units, masked, trace, sequences, jit_forward, graph)
+    # With no tape recording (predict, evaluate, a call outside any
+    # GradientTape) the loop keeps only what the layer returns.  Should a
+    # function traced so be differentiated later, its gradient runs the
+    # forward loop again, keeping what the backward loop needs.
+    recording = record.could_possibly_record()
     if graph:
         # A graph gets a forward function of its own at every call site.
         # Two call sites of one function (Bidirectional's two directions, two
         # equal layers) make TFLite's tensor-list lowering fail on the loop.
-        forward = tf.function(
-            forward.python_function,
-            jit_compile=jit_forward,
-            reduce_retracing=True,
-            autograph=False,
+        forward, infer = (
+            tf.function(
+                f.python_function, jit_compile=jit_forward, reduce_retracing=True, autograph=False
+            )
+            for f in (forward, infer)
         )
     if not masked:
         mask = tf.zeros((0,), "bool")  # a placeholder the loops never read
@@ -371,15 +397,22 @@ def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
     def kernel(x, *args):
         ws, bs, us = args[:n], args[n : 2 * n], args[2 * n : 3 * n]
         h0, c0 = args[3 * n :]
-        hs, h_last, c_last, cs, acts = forward(x, ws, bs, us, h0, c0, mask)
+        hs, h_last, c_last, cs, acts = (forward if recording else infer)(
+            x, ws, bs, us, h0, c0, mask
+        )
         first = hs if sequences else h_last
         outputs = (first, c_last, cs, *acts) if trace else (first, c_last)
 
         def grad(*cts):
+            kept_hs, kept_cs, kept_acts = hs, cs, acts
+            if not recording:
+                kept_hs, _, _, kept_cs, kept_acts = forward(x, ws, bs, us, h0, c0, mask)
             cts = [tf.zeros_like(ref) if ct is None else ct for ct, ref in zip(cts, outputs)]
-            dcs = cts[2] if trace else cs[:0]
-            dacts = cts[3:] if trace else [a[:0] for a in acts]
-            return backward(cts[0], cts[1], dcs, dacts, x, ws, us, h0, c0, mask, hs, cs, acts)
+            dcs = cts[2] if trace else kept_cs[:0]
+            dacts = cts[3:] if trace else [a[:0] for a in kept_acts]
+            return backward(
+                cts[0], cts[1], dcs, dacts, x, ws, us, h0, c0, mask, kept_hs, kept_cs, kept_acts
+            )
 
         return outputs, grad
 

@@ -217,6 +217,48 @@ def test_kernel_inside_tf_function(
         np.testing.assert_allclose(to_numpy(a), to_numpy(e), rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="GradientTape is TensorFlow's")
+@pytest.mark.parametrize("sequences", [True, False], ids=["sequences", "last"])
+def test_a_function_traced_with_no_tape_still_differentiates(rng, sequences):
+    # Traced with no tape watching, the loop keeps nothing for a backward
+    # pass; the same concrete function, called later under a tape, must
+    # still give Keras's gradients (TensorFlow differentiates the loop).
+    import tensorflow as tf
+
+    x = tf.constant(rng.normal(size=(3, 6, 2)).astype("float32"))
+    ref = keras.layers.LSTM(4, return_sequences=sequences)
+    ref.build(x.shape)
+    ref.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.weights])
+    ours = klg.LSTM.from_keras(ref)
+    grads = []
+    for layer in (ref, ours):
+        call = tf.function(lambda xs, layer=layer: layer(xs))
+        before = call(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = call(x)
+            loss = loss_of([out])
+        np.testing.assert_array_equal(to_numpy(out), to_numpy(before))
+        grads.append(
+            dict(
+                zip(
+                    ["x", *map(id, layer.trainable_variables)],
+                    tape.gradient(loss, [x, *layer.trainable_variables]),
+                )
+            )
+        )
+    assert call.experimental_get_tracing_count() == 1, "the call under the tape traced anew"
+    np.testing.assert_allclose(
+        to_numpy(grads[1]["x"]), to_numpy(grads[0]["x"]), rtol=RTOL, atol=ATOL
+    )
+    gates = [ours.cell.gates[n] for n in ("input_gate", "forget_gate", "candidate", "output_gate")]
+    for name, ref_var in zip(("kernel", "recurrent_kernel", "bias"), ref.trainable_variables):
+        joined = np.concatenate([to_numpy(grads[1][id(getattr(g, name))]) for g in gates], -1)
+        np.testing.assert_allclose(
+            joined, to_numpy(grads[0][id(ref_var)]), rtol=RTOL, atol=ATOL, err_msg=name
+        )
+
+
 def test_vanilla_configuration_takes_the_kernel(monkeypatch, rng):
     calls = []
     original = loops.lstm_sequence
