@@ -84,3 +84,24 @@ def test_bad_arguments_are_refused(tmp_path):
     )
     assert proc.returncode == 2
     assert "--repeats must be at least 1, got 0" in proc.stderr
+
+
+def test_process_memory_script_runs(tmp_path):
+    script = os.path.join(ROOT, "benchmarks", "process_memory.py")
+    proc = subprocess.run(
+        [sys.executable, script, "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((tmp_path / "process_memory.json").read_text())
+    assert [row["layer"] for row in report["rows"]] == ["keras", "keras_xla", "klg"]
+    for row in report["rows"]:
+        assert row["shape"] == {"B": 2, "T": 5, "D": 3, "H": 4}
+        assert len(row["peak_bytes_after_each_call"]) == 5 and len(row["seconds"]) == 5
+        assert row["peak_bytes"] == max(row["peak_bytes_after_each_call"])
+        assert row["step_allocator_peak_bytes"] > 0
+    assert "| 2, 5, 3, 4 | klg.LSTM |" in (tmp_path / "process_memory.md").read_text()

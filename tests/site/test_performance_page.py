@@ -88,3 +88,16 @@ def test_readme_quotes_the_committed_ranges():
         f"{span('jax', 'fwd_vs_keras')} on JAX"
     )
     assert expected in readme
+
+
+def test_process_memory_table_is_what_the_script_renders():
+    spec = importlib.util.spec_from_file_location(
+        "process_memory", ROOT / "benchmarks" / "process_memory.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = json.loads((RESULTS / "process_memory.json").read_text(encoding="utf-8"))
+    assert (RESULTS / "process_memory.md").read_text(encoding="utf-8") == module.markdown(data)
+    assert {row["shape"]["T"] for row in data["rows"]} == {5000, 20000}
+    text = PAGE.read_text(encoding="utf-8")
+    assert '--8<-- "assets/performance/process_memory.md"' in text
