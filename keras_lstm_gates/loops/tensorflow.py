@@ -347,6 +347,15 @@ def check_tflite_batch(batch):
     )
 
 
+def _higher_order_possible(*tensors):
+    """Whether the tapes now recording could differentiate ``tensors``
+    twice (a persistent tape, or more than one tape)."""
+    from tensorflow.python.ops import gradients_util
+
+    kind = gradients_util.PossibleTapeGradientTypes(tensors)
+    return kind == gradients_util.POSSIBLE_GRADIENT_TYPES_HIGHER_ORDER
+
+
 def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
     import tensorflow as tf
     from tensorflow.python.eager import record
@@ -372,8 +381,13 @@ def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
         )
         first = hs if sequences else h_last
         return (first, c_last, cs, acts) if trace else (first, c_last)
-    jit_forward = graph and units <= _TF_XLA_FORWARD_MAX_UNITS
-    forward, backward, infer = _tf_functions(units, masked, trace, sequences, jit_forward, graph)
+    # A persistent tape, or tapes inside tapes, may take gradients of the
+    # gradient: TensorFlow then asks every function traced under them for
+    # its intermediates, which an XLA-compiled loop cannot hand out
+    # (its TensorLists stay inside XLA).  Such calls get the plain loops.
+    jit = graph and not _higher_order_possible(x, *ws, *us)
+    jit_forward = jit and units <= _TF_XLA_FORWARD_MAX_UNITS
+    forward, backward, infer = _tf_functions(units, masked, trace, sequences, jit_forward, jit)
     # With no tape recording (predict, evaluate, a call outside any
     # GradientTape) the loop keeps only what the layer returns.  Should a
     # function traced so be differentiated later, its gradient runs the

@@ -259,6 +259,48 @@ def test_a_function_traced_with_no_tape_still_differentiates(rng, sequences):
         )
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="GradientTape is TensorFlow's")
+@pytest.mark.parametrize("persistent", [False, True], ids=["tape", "persistent-tape"])
+@pytest.mark.parametrize("watch_x", [True, False], ids=["x-watched", "x-not-watched"])
+@pytest.mark.parametrize("where", ["eager", "traced-under-the-tape", "traced-before-the-tape"])
+def test_gradients_under_any_tape(rng, watch_x, where, persistent):
+    # However the call is traced, under whichever tape: the sequence's
+    # gradient where the tape watches it (a tf.function traced under a tape
+    # sees its input as an unwatched placeholder, so no choice may rest on
+    # that), and the weights' gradients, both Keras's.  A persistent tape
+    # asks a function traced under it for the loop's intermediates.
+    import tensorflow as tf
+
+    x = tf.constant(rng.normal(size=(3, 6, 2)).astype("float32"))
+    ref = keras.layers.LSTM(4, return_sequences=True)
+    ref.build(x.shape)
+    ref.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.weights])
+    ours = klg.LSTM.from_keras(ref)
+    grads = []
+    for layer in (ref, ours):
+        call = layer if where == "eager" else tf.function(lambda xs, layer=layer: layer(xs))
+        if where == "traced-before-the-tape":
+            call(x)
+        with tf.GradientTape(persistent=persistent) as tape:
+            if watch_x:
+                tape.watch(x)
+            loss = loss_of([call(x)])
+        grads.append(tape.gradient(loss, [x, *layer.trainable_variables]))
+    if watch_x:
+        np.testing.assert_allclose(
+            to_numpy(grads[1][0]), to_numpy(grads[0][0]), rtol=RTOL, atol=ATOL
+        )
+    else:
+        assert grads[0][0] is None and grads[1][0] is None
+    gates = [ours.cell.gates[n] for n in ("input_gate", "forget_gate", "candidate", "output_gate")]
+    ours_by_name = dict(zip(map(id, ours.trainable_variables), grads[1][1:]))
+    for name, expected in zip(("kernel", "recurrent_kernel", "bias"), grads[0][1:]):
+        joined = np.concatenate([to_numpy(ours_by_name[id(getattr(g, name))]) for g in gates], -1)
+        np.testing.assert_allclose(
+            joined, to_numpy(expected), rtol=RTOL, atol=ATOL, err_msg=name
+        )
+
+
 def test_vanilla_configuration_takes_the_kernel(monkeypatch, rng):
     calls = []
     original = loops.lstm_sequence
