@@ -262,7 +262,9 @@ def test_a_function_traced_with_no_tape_still_differentiates(rng, sequences):
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="GradientTape is TensorFlow's")
 @pytest.mark.parametrize("persistent", [False, True], ids=["tape", "persistent-tape"])
 @pytest.mark.parametrize("watch_x", [True, False], ids=["x-watched", "x-not-watched"])
-@pytest.mark.parametrize("where", ["eager", "traced-under-the-tape", "traced-before-the-tape"])
+@pytest.mark.parametrize(
+    "where", ["eager", "traced-under-the-tape", "traced-before-the-tape", "tape-in-the-function"]
+)
 def test_gradients_under_any_tape(rng, watch_x, where, persistent):
     # However the call is traced, under whichever tape: the sequence's
     # gradient where the tape watches it (a tf.function traced under a tape
@@ -276,16 +278,27 @@ def test_gradients_under_any_tape(rng, watch_x, where, persistent):
     ref.build(x.shape)
     ref.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.weights])
     ours = klg.LSTM.from_keras(ref)
+
+    def gradients(call, variables, xs):
+        with tf.GradientTape(persistent=persistent) as tape:
+            if watch_x:
+                tape.watch(xs)
+            loss = loss_of([call(xs)])
+        return tape.gradient(loss, [xs, *variables])
+
+    def training_step(layer, variables):
+        return lambda xs: gradients(layer, variables, xs)
+
     grads = []
     for layer in (ref, ours):
+        variables = layer.trainable_variables
+        if where == "tape-in-the-function":  # a custom training step (a GAN's)
+            grads.append(tf.function(training_step(layer, variables))(x))
+            continue
         call = layer if where == "eager" else tf.function(lambda xs, layer=layer: layer(xs))
         if where == "traced-before-the-tape":
             call(x)
-        with tf.GradientTape(persistent=persistent) as tape:
-            if watch_x:
-                tape.watch(x)
-            loss = loss_of([call(x)])
-        grads.append(tape.gradient(loss, [x, *layer.trainable_variables]))
+        grads.append(gradients(call, variables, x))
     if watch_x:
         np.testing.assert_allclose(
             to_numpy(grads[1][0]), to_numpy(grads[0][0]), rtol=RTOL, atol=ATOL
@@ -296,9 +309,7 @@ def test_gradients_under_any_tape(rng, watch_x, where, persistent):
     ours_by_name = dict(zip(map(id, ours.trainable_variables), grads[1][1:]))
     for name, expected in zip(("kernel", "recurrent_kernel", "bias"), grads[0][1:]):
         joined = np.concatenate([to_numpy(ours_by_name[id(getattr(g, name))]) for g in gates], -1)
-        np.testing.assert_allclose(
-            joined, to_numpy(expected), rtol=RTOL, atol=ATOL, err_msg=name
-        )
+        np.testing.assert_allclose(joined, to_numpy(expected), rtol=RTOL, atol=ATOL, err_msg=name)
 
 
 def test_vanilla_configuration_takes_the_kernel(monkeypatch, rng):
