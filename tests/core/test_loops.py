@@ -140,6 +140,16 @@ def weight_blocks(request, monkeypatch):
     return request.param
 
 
+def assert_weight_gradients_match(ours, ours_grads, keras_grads):
+    """``ours_grads`` (in the order of ``ours.trainable_variables``) against
+    keras.layers.LSTM's (kernel, recurrent kernel, bias, gates joined)."""
+    gates = [ours.cell.gates[n] for n in ("input_gate", "forget_gate", "candidate", "output_gate")]
+    by_variable = dict(zip(map(id, ours.trainable_variables), ours_grads))
+    for name, expected in zip(("kernel", "recurrent_kernel", "bias"), keras_grads):
+        joined = np.concatenate([to_numpy(by_variable[id(getattr(g, name))]) for g in gates], -1)
+        np.testing.assert_allclose(joined, to_numpy(expected), rtol=RTOL, atol=ATOL, err_msg=name)
+
+
 def random_mask(rng, steps, batch):
     mask = rng.random((steps, batch, 1)) > 0.35
     mask[:2, 0] = False  # a left-padded sequence
@@ -305,11 +315,36 @@ def test_gradients_under_any_tape(rng, watch_x, where, persistent):
         )
     else:
         assert grads[0][0] is None and grads[1][0] is None
-    gates = [ours.cell.gates[n] for n in ("input_gate", "forget_gate", "candidate", "output_gate")]
-    ours_by_name = dict(zip(map(id, ours.trainable_variables), grads[1][1:]))
-    for name, expected in zip(("kernel", "recurrent_kernel", "bias"), grads[0][1:]):
-        joined = np.concatenate([to_numpy(ours_by_name[id(getattr(g, name))]) for g in gates], -1)
-        np.testing.assert_allclose(joined, to_numpy(expected), rtol=RTOL, atol=ATOL, err_msg=name)
+    assert_weight_gradients_match(ours, grads[1][1:], grads[0][1:])
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="GradientTape is TensorFlow's")
+@pytest.mark.parametrize("traced", [False, True], ids=["eager", "tf.function"])
+def test_gradient_penalty_matches_keras(rng, traced):
+    # A gradient of a gradient (a WGAN-GP penalty): tapes inside tapes, which
+    # the plain loops serve; every weight's gradient against Keras's.
+    import tensorflow as tf
+
+    x = tf.constant(rng.normal(size=(3, 6, 2)).astype("float32"))
+    ref = keras.layers.LSTM(4)
+    ref.build(x.shape)
+    ref.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.weights])
+    ours = klg.LSTM.from_keras(ref)
+
+    def penalty_and_gradients(layer):
+        def run(xs):
+            with tf.GradientTape() as outer:
+                with tf.GradientTape() as inner:
+                    inner.watch(xs)
+                    y = tf.reduce_sum(tf.square(layer(xs)))
+                penalty = tf.reduce_sum(tf.square(inner.gradient(y, xs)))
+            return penalty, outer.gradient(penalty, layer.trainable_variables)
+
+        return tf.function(run)(x) if traced else run(x)
+
+    (p_ref, g_ref), (p_ours, g_ours) = map(penalty_and_gradients, (ref, ours))
+    np.testing.assert_allclose(to_numpy(p_ours), to_numpy(p_ref), rtol=RTOL, atol=ATOL)
+    assert_weight_gradients_match(ours, g_ours, g_ref)
 
 
 def test_vanilla_configuration_takes_the_kernel(monkeypatch, rng):
