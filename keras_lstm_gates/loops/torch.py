@@ -54,14 +54,16 @@ def _torch_function():
                         acts[t].masked_fill_(~m, 0.0)
                 h_prev, c_prev = h, c
             ctx.trace = trace
-            ctx.save_for_backward(x, w, u, h0, c0, mask, hs, cs, acts)
+            ctx.save_for_backward(x, w, u, h0, c0, mask, hs, cs, acts, b)
             if not trace:
                 ctx.mark_non_differentiable(cs, acts)
             return hs, c_prev.clone(), cs, acts
 
         @staticmethod
         def backward(ctx, dhs, dc_last, dcs, dacts):
-            saved = ctx.saved_tensors
+            if torch.is_grad_enabled():
+                return _differentiable_backward(ctx, dhs, dc_last, dcs, dacts)
+            saved = ctx.saved_tensors[:-1]
             dtype = saved[0].dtype
             # Half-precision runs keep their gradients in float32 in the loop.
             work = torch.promote_types(dtype, torch.float32)
@@ -126,6 +128,32 @@ def _torch_function():
     return LSTMSequence
 
 
+def _differentiable_backward(ctx, dhs, dc_last, dcs, dacts):
+    """The backward pass as a graph of its own, for a gradient of the
+    gradient (``create_graph=True``, as a gradient penalty takes it).
+
+    The hand-written backward reads what the forward stored, which no graph
+    connects to the weights, and writes into buffers: differentiated again it
+    would be wrong or fail.  This one runs the forward loop again in plain
+    differentiable ops and differentiates it, slower but exact to any order.
+    """
+    import torch
+
+    x, w, u, h0, c0, mask, *_, b = ctx.saved_tensors
+    inputs = [x, w, b, u, h0, c0]
+    wanted = [k for k, v in enumerate(inputs) if ctx.needs_input_grad[k] and v.requires_grad]
+    grads = [None] * len(inputs)
+    if wanted:
+        out = plain_sequence(x, w, b, u, h0, c0, mask, ctx.trace)
+        cotangents = [dhs, dc_last, dcs, dacts][: len(out)]
+        found = torch.autograd.grad(
+            out, [inputs[k] for k in wanted], cotangents, create_graph=True, allow_unused=True
+        )
+        for k, g in zip(wanted, found):
+            grads[k] = g
+    return (*grads, None, None)
+
+
 class _TorchOps:
     def __init__(self):
         import torch
@@ -173,7 +201,8 @@ def warn_if_one_step(steps):
 
 
 def plain_sequence(x, w, b, u, h0, c0, mask, trace):
-    """The forward loop in plain differentiable ops, for exporters.
+    """The forward loop in plain differentiable ops, for exporters and for
+    a gradient of the gradient.
 
     An exporter records the ops it sees; the ``autograd.Function`` writes
     into pre-allocated buffers and reads shapes as Python numbers, which
@@ -183,7 +212,6 @@ def plain_sequence(x, w, b, u, h0, c0, mask, trace):
     K = _TorchOps()
     torch = K.torch
     units = u.shape[0]
-    warn_if_one_step(x.shape[0])
     xz = torch.matmul(x, w) + b
     h, c = h0, c0
     hs, cs, acts = [], [], []
@@ -214,6 +242,7 @@ def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
     # (autograd splits the gradient back into them).
     w, b, u = (torch.cat(list(p), dim=-1) for p in (ws, bs, us))
     if tracing():
+        warn_if_one_step(x.shape[0])
         out = plain_sequence(x, w, b, u, h0, c0, mask, trace)
     else:
         if "call" not in _TORCH:
