@@ -3,12 +3,65 @@
 There every op costs microseconds of dispatch, so the input projection is one
 matmul before the loop (each step is then 7 ops writing into pre-allocated
 buffers), the backward loop does only what depends on the recursion, and the
-weight gradients are one matmul each after it.
+weight gradients are one matmul each after it.  With no gradient to come
+(``torch.no_grad()``, ``predict``) the same forward loop runs outside the
+Function and keeps only what it returns.  A gradient of the gradient
+differentiates a plain forward loop instead of the hand-written backward.
 """
 
 from . import common
 
 _TORCH = {}
+
+
+def _forward_loop(x, w, b, u, h0, c0, mask, trace, keep, sequences=True):
+    """The forward loop: ``(hs, h_last, c_last, cs, acts)``.
+
+    With ``keep`` it stores every step's ``h``, ``c`` and activations (time
+    major) for the backward pass; without it (inference) the cell states and
+    activations live in buffers of one or two steps, reused, and ``hs`` is
+    ``None`` unless ``sequences``.
+    """
+    import torch
+
+    steps, batch, features = x.shape
+    units = u.shape[0]
+    # The input projection of every step: one matmul.
+    xz = torch.addmm(b, x.reshape(steps * batch, features), w)
+    xz = xz.view(steps, batch, 4 * units)
+    # Two-step buffers alternate, so that a step never writes over the
+    # state it reads (a masked step carries it).
+    hs = x.new_empty((steps if keep or sequences else 2, batch, units))
+    cs = x.new_empty((steps if keep else 2, batch, units))
+    acts = x.new_empty((steps if keep else 1, batch, 4 * units))
+    z = x.new_empty((batch, 4 * units))
+    tc = x.new_empty((batch, units))
+    # Views made once, so that the loop runs no indexing.
+    xz_t, hs_t, cs_t = xz.unbind(0), hs.unbind(0), cs.unbind(0)
+    sig_t = acts[:, :, : 3 * units].unbind(0)
+    cand_t = acts[:, :, 3 * units :].unbind(0)
+    gates = [v.unbind(0) for v in acts.split(units, dim=2)]
+    z_sig, z_cand = z[:, : 3 * units], z[:, 3 * units :]
+    masks = mask.unbind(0) if mask is not None else None
+    h_prev, c_prev = h0, c0
+    for t in range(steps):
+        a, k, j = (t, t, t) if keep else (0, t % 2, t if sequences else t % 2)
+        i, f, o, g = gates[0][a], gates[1][a], gates[2][a], gates[3][a]
+        torch.addmm(xz_t[t], h_prev, u, out=z)
+        torch.sigmoid(z_sig, out=sig_t[a])
+        torch.tanh(z_cand, out=cand_t[a])
+        c = torch.mul(f, c_prev, out=cs_t[k]).addcmul_(i, g)
+        h = torch.mul(o, torch.tanh(c, out=tc), out=hs_t[j])
+        if masks is not None:
+            m = masks[t]
+            torch.where(m, h, h_prev, out=h)
+            torch.where(m, c, c_prev, out=c)
+            if trace:
+                acts[a].masked_fill_(~m, 0.0)
+        h_prev, c_prev = h, c
+    if not keep:
+        return (hs if sequences else None), h_prev.clone(), c_prev.clone(), None, None
+    return hs, h_prev, c_prev.clone(), cs, acts
 
 
 def _torch_function():
@@ -21,43 +74,12 @@ def _torch_function():
 
         @staticmethod
         def forward(ctx, x, w, b, u, h0, c0, mask, trace):
-            steps, batch, features = x.shape
-            units = u.shape[0]
-            # The input projection of every step: one matmul.
-            xz = torch.addmm(b, x.reshape(steps * batch, features), w)
-            xz = xz.view(steps, batch, 4 * units)
-            hs = x.new_empty((steps, batch, units))
-            cs = x.new_empty((steps, batch, units))
-            acts = x.new_empty((steps, batch, 4 * units))
-            z = x.new_empty((batch, 4 * units))
-            tc = x.new_empty((batch, units))
-            # Views made once, so that the loop runs no indexing.
-            xz_t, hs_t, cs_t = xz.unbind(0), hs.unbind(0), cs.unbind(0)
-            sig_t = acts[:, :, : 3 * units].unbind(0)
-            cand_t = acts[:, :, 3 * units :].unbind(0)
-            gates = [v.unbind(0) for v in acts.split(units, dim=2)]
-            z_sig, z_cand = z[:, : 3 * units], z[:, 3 * units :]
-            masks = mask.unbind(0) if mask is not None else None
-            h_prev, c_prev = h0, c0
-            for t in range(steps):
-                i, f, o, g = gates[0][t], gates[1][t], gates[2][t], gates[3][t]
-                torch.addmm(xz_t[t], h_prev, u, out=z)
-                torch.sigmoid(z_sig, out=sig_t[t])
-                torch.tanh(z_cand, out=cand_t[t])
-                c = torch.mul(f, c_prev, out=cs_t[t]).addcmul_(i, g)
-                h = torch.mul(o, torch.tanh(c, out=tc), out=hs_t[t])
-                if masks is not None:
-                    m = masks[t]
-                    torch.where(m, h, h_prev, out=h)
-                    torch.where(m, c, c_prev, out=c)
-                    if trace:
-                        acts[t].masked_fill_(~m, 0.0)
-                h_prev, c_prev = h, c
+            hs, _, c_last, cs, acts = _forward_loop(x, w, b, u, h0, c0, mask, trace, keep=True)
             ctx.trace = trace
             ctx.save_for_backward(x, w, u, h0, c0, mask, hs, cs, acts, b)
             if not trace:
                 ctx.mark_non_differentiable(cs, acts)
-            return hs, c_prev.clone(), cs, acts
+            return hs, c_last, cs, acts
 
         @staticmethod
         def backward(ctx, dhs, dc_last, dcs, dacts):
@@ -235,6 +257,28 @@ def plain_sequence(x, w, b, u, h0, c0, mask, trace):
     return torch.stack(hs), c, torch.stack(cs), torch.stack(acts)
 
 
+def _differentiated(*tensors):
+    """Whether autograd records a graph through any of ``tensors``."""
+    import torch
+
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def _callers():
+    """The training loop (the autograd Function) and the inference loop, out
+    of torch.compile's reach: Keras's ``jit_compile=True`` on torch would trace
+    the Python loop step by step, for minutes; the loops run as they are."""
+    if not _TORCH.get("callers"):
+        import torch
+
+        function = _torch_function()
+        _TORCH["callers"] = {
+            "apply": torch.compiler.disable(function.apply),
+            "infer": torch.compiler.disable(_forward_loop),
+        }
+    return _TORCH["callers"]
+
+
 def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
     import torch
 
@@ -244,18 +288,14 @@ def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
     if tracing():
         warn_if_one_step(x.shape[0])
         out = plain_sequence(x, w, b, u, h0, c0, mask, trace)
+    elif not trace and not _differentiated(x, w, b, u, h0, c0):
+        # No gradient will be asked for: a loop that keeps only the output.
+        hs, h_last, c_last, _, _ = _callers()["infer"](
+            x, w, b, u, h0, c0, mask, False, keep=False, sequences=sequences
+        )
+        return (hs.transpose(0, 1) if sequences else h_last), c_last
     else:
-        if "call" not in _TORCH:
-            function = _torch_function()
-
-            # torch.compile (Keras's jit_compile=True on torch) would trace the
-            # Python loop step by step, for minutes; the loop runs as it is.
-            @torch.compiler.disable
-            def call(*args):
-                return function.apply(*args)
-
-            _TORCH["call"] = call
-        out = _TORCH["call"](x, w, b, u, h0, c0, mask, trace)
+        out = _callers()["apply"](x, w, b, u, h0, c0, mask, trace)
     hs = out[0].transpose(0, 1) if sequences else out[0][-1]
     if not trace:
         return hs, out[1]

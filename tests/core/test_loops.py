@@ -191,6 +191,30 @@ def test_kernel_matches_reference(rng, weight_blocks, masked, trace, sequences):
         )
 
 
+@pytest.mark.parametrize("masked", [False, True], ids=["no_mask", "mask"])
+@pytest.mark.parametrize("sequences", [True, False], ids=["sequences", "last"])
+def test_kernel_for_inference_matches_reference(rng, masked, sequences):
+    # With no gradient to come (torch.no_grad, no tape) the loops keep only
+    # what they return, in buffers they reuse step after step.
+    import contextlib
+
+    args = random_problem(rng, steps=7)
+    mask = random_mask(rng, 7, 3) if masked else None
+    mask_t = None if mask is None else ops.convert_to_tensor(mask)
+    context = contextlib.nullcontext()
+    if BACKEND == "torch":
+        import torch
+
+        context = torch.no_grad()
+    with context:
+        tensors = [ops.convert_to_tensor(a) for a in args]
+        out = kernel_on_joined(*tensors, mask=mask_t, return_sequences=sequences)
+    expected = last_only(reference(*args, mask=mask_t)[:2], sequences)
+    assert len(out) == 2
+    for name, a, e in zip(("h", "c_last"), out, expected):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(e), atol=ATOL, err_msg=name)
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.function and XLA are TensorFlow's")
 @pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("xla_forward", [True, False], ids=["xla_forward", "plain_forward"])
