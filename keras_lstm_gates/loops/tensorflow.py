@@ -352,8 +352,11 @@ def _higher_order_possible(*tensors):
     twice (a persistent tape, or more than one tape)."""
     from tensorflow.python.ops import gradients_util
 
-    kind = gradients_util.PossibleTapeGradientTypes(tensors)
-    return kind == gradients_util.POSSIBLE_GRADIENT_TYPES_HIGHER_ORDER
+    try:
+        kind = gradients_util.PossibleTapeGradientTypes(tensors)
+        return kind == gradients_util.POSSIBLE_GRADIENT_TYPES_HIGHER_ORDER
+    except AttributeError:  # a TensorFlow without this internal API
+        return False
 
 
 def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
