@@ -399,12 +399,28 @@ def interleaved(fns, repeats, warmup=2):
     }
 
 
+def tf_allocator_peak(step, runs=3):
+    """The median over ``runs`` warm calls of ``step`` of the peak
+    TensorFlow's allocator hands out above what it held before (needs
+    TF_CPU_ALLOCATOR_USE_BFC=true); two calls first, to warm up."""
+    import tensorflow as tf
+
+    step()
+    step()
+    peaks = []
+    for _ in range(runs):
+        before = tf.config.experimental.get_memory_info("CPU:0")["current"]
+        tf.config.experimental.reset_memory_stats("CPU:0")
+        step()
+        peaks.append(tf.config.experimental.get_memory_info("CPU:0")["peak"] - before)
+    return int(statistics.median(peaks))
+
+
 def measure_tf_memory(shape, with_cell=True):
     """Peak bytes TensorFlow's allocator hands out during one warm training
     step, above what it held before (needs TF_CPU_ALLOCATOR_USE_BFC=true,
     which run.py sets for this process only)."""
     import keras
-    import tensorflow as tf
 
     import keras_lstm_gates as klg
 
@@ -422,15 +438,7 @@ def measure_tf_memory(shape, with_cell=True):
     peaks = {}
     for name, layer in layers.items():
         _, step, _ = keras_fns(layer, x, "tensorflow")
-        step()
-        step()
-        runs = []
-        for _ in range(3):
-            before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-            tf.config.experimental.reset_memory_stats("CPU:0")
-            step()
-            runs.append(tf.config.experimental.get_memory_info("CPU:0")["peak"] - before)
-        peaks[name] = int(statistics.median(runs))
+        peaks[name] = tf_allocator_peak(step)
     return {"shape": dict(zip("BTDH", shape)), "train_step_tf_allocator_peak_bytes": peaks}
 
 

@@ -100,18 +100,11 @@ def allocator_worker(layer, shape):
     os.environ.update(
         KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3", TF_CPU_ALLOCATOR_USE_BFC="true"
     )
-    import tensorflow as tf
+    from measure import tf_allocator_peak
 
     model, x, y = _model(layer, shape)
-    model.train_on_batch(x, y)
-    model.train_on_batch(x, y)
-    runs = []
-    for _ in range(3):
-        before = tf.config.experimental.get_memory_info("CPU:0")["current"]
-        tf.config.experimental.reset_memory_stats("CPU:0")
-        model.train_on_batch(x, y)
-        runs.append(tf.config.experimental.get_memory_info("CPU:0")["peak"] - before)
-    print(json.dumps({"step_allocator_peak_bytes": sorted(runs)[1]}))
+    peak = tf_allocator_peak(lambda: model.train_on_batch(x, y))
+    print(json.dumps({"step_allocator_peak_bytes": peak}))
 
 
 def _run(mode, layer, shape):
