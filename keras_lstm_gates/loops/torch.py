@@ -43,21 +43,27 @@ def _forward_loop(x, w, b, u, h0, c0, mask, trace, keep, sequences=True):
     gates = [v.unbind(0) for v in acts.split(units, dim=2)]
     z_sig, z_cand = z[:, : 3 * units], z[:, 3 * units :]
     masks = mask.unbind(0) if mask is not None else None
+
+    def per_step(views):
+        # Step t's view of a buffer of len(views) steps.
+        return views if len(views) == steps else [views[t % len(views)] for t in range(steps)]
+
+    hs_t, cs_t, sig_t, cand_t, acts_t = map(per_step, (hs_t, cs_t, sig_t, cand_t, acts.unbind(0)))
+    gates = [per_step(v) for v in gates]
     h_prev, c_prev = h0, c0
     for t in range(steps):
-        a, k, j = (t, t, t) if keep else (0, t % 2, t if sequences else t % 2)
-        i, f, o, g = gates[0][a], gates[1][a], gates[2][a], gates[3][a]
+        i, f, o, g = gates[0][t], gates[1][t], gates[2][t], gates[3][t]
         torch.addmm(xz_t[t], h_prev, u, out=z)
-        torch.sigmoid(z_sig, out=sig_t[a])
-        torch.tanh(z_cand, out=cand_t[a])
-        c = torch.mul(f, c_prev, out=cs_t[k]).addcmul_(i, g)
-        h = torch.mul(o, torch.tanh(c, out=tc), out=hs_t[j])
+        torch.sigmoid(z_sig, out=sig_t[t])
+        torch.tanh(z_cand, out=cand_t[t])
+        c = torch.mul(f, c_prev, out=cs_t[t]).addcmul_(i, g)
+        h = torch.mul(o, torch.tanh(c, out=tc), out=hs_t[t])
         if masks is not None:
             m = masks[t]
             torch.where(m, h, h_prev, out=h)
             torch.where(m, c, c_prev, out=c)
             if trace:
-                acts[a].masked_fill_(~m, 0.0)
+                acts_t[t].masked_fill_(~m, 0.0)
         h_prev, c_prev = h, c
     if not keep:
         return (hs if sequences else None), h_prev.clone(), c_prev.clone(), None, None
