@@ -416,10 +416,14 @@ def tf_allocator_peak(step, runs=3):
     return int(statistics.median(peaks))
 
 
-def measure_tf_memory(shape, with_cell=True):
+TF_MEMORY_LAYERS = ("keras", "klg", "rnn_cell")
+
+
+def tf_memory_of_layer(shape, name):
     """Peak bytes TensorFlow's allocator hands out during one warm training
-    step, above what it held before (needs TF_CPU_ALLOCATOR_USE_BFC=true,
-    which run.py sets for this process only)."""
+    step of the layer ``name`` (one of :data:`TF_MEMORY_LAYERS`) at
+    ``shape``, above what it held before (needs
+    TF_CPU_ALLOCATOR_USE_BFC=true)."""
     import keras
 
     import keras_lstm_gates as klg
@@ -429,16 +433,41 @@ def measure_tf_memory(shape, with_cell=True):
     ref = keras.layers.LSTM(units, return_sequences=True)
     ref.build(x.shape)
     ref.set_weights(weights)
-    layers = {"keras": ref, "klg": klg.LSTM.from_keras(ref)}
-    if with_cell:
-        generic = keras.layers.RNN(keras.layers.LSTMCell(units), return_sequences=True)
-        generic.build(x.shape)
-        generic.set_weights(weights)
-        layers["rnn_cell"] = generic
+    if name == "klg":
+        layer = klg.LSTM.from_keras(ref)
+    elif name == "rnn_cell":
+        layer = keras.layers.RNN(keras.layers.LSTMCell(units), return_sequences=True)
+        layer.build(x.shape)
+        layer.set_weights(weights)
+    else:
+        layer = ref
+    _, step, _ = keras_fns(layer, x, "tensorflow")
+    return tf_allocator_peak(step)
+
+
+def measure_tf_memory(shape, with_cell=True):
+    """:func:`tf_memory_of_layer` for each layer, each in a fresh process.
+
+    The BFC allocator may hand out a larger chunk than asked for, depending
+    on which chunks earlier steps left free, so that in one process a
+    layer's peak moved with whatever was measured before it (Keras's own at
+    1, 10, 32, 64 read 0.44 or 1.00 MiB); a fresh process has no such
+    history.
+    """
+    import subprocess
+
+    names = TF_MEMORY_LAYERS if with_cell else TF_MEMORY_LAYERS[:2]
+    env = dict(os.environ, TF_CPU_ALLOCATOR_USE_BFC="true", TF_CPP_MIN_LOG_LEVEL="3")
     peaks = {}
-    for name, layer in layers.items():
-        _, step, _ = keras_fns(layer, x, "tensorflow")
-        peaks[name] = tf_allocator_peak(step)
+    for name in names:
+        command = [sys.executable, os.path.abspath(__file__), "--tf-memory-of"]
+        command += [",".join(map(str, shape)), name]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{name} at {shape}: the memory worker failed\n{done.stderr[-2000:]}"
+            )
+        peaks[name] = int(done.stdout.strip().splitlines()[-1])
     return {"shape": dict(zip("BTDH", shape)), "train_step_tf_allocator_peak_bytes": peaks}
 
 
@@ -568,7 +597,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", choices=sorted(GRIDS), default="default")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--json", required=True, help="where to write the results")
+    parser.add_argument(
+        "--json", help="where to write the results (required but with --tf-memory-of)"
+    )
     parser.add_argument(
         "--torch-reference", action="store_true", help="time torch.nn.LSTM only (no Keras)"
     )
@@ -578,7 +609,22 @@ def main(argv=None):
         help="only TensorFlow's allocator peak per training step (run with "
         "TF_CPU_ALLOCATOR_USE_BFC=true)",
     )
+    parser.add_argument(
+        "--tf-memory-of",
+        nargs=2,
+        metavar=("B,T,D,H", "LAYER"),
+        help="print the allocator peak of one layer's training step at one shape "
+        f"(LAYER: {', '.join(TF_MEMORY_LAYERS)}); what --tf-memory runs per process",
+    )
     args = parser.parse_args(argv)
+    if args.tf_memory_of:
+        shape, name = args.tf_memory_of
+        if name not in TF_MEMORY_LAYERS:
+            parser.error(f"--tf-memory-of: LAYER is one of {TF_MEMORY_LAYERS}, got {name!r}")
+        print(tf_memory_of_layer(tuple(int(n) for n in shape.split(",")), name))
+        return 0
+    if not args.json:
+        parser.error("--json is required")
     if args.tf_memory:
         rows = []
         for shape in GRIDS[args.grid]:

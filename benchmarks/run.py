@@ -9,6 +9,8 @@ keras.layers.RNN(keras.layers.LSTMCell).
     python benchmarks/run.py --render docs/assets/performance/results.json
     python benchmarks/run.py --backends jax --no-torch \
         --update docs/assets/performance/results.json   # re-measure one backend
+    python benchmarks/run.py --grid issue --memory-only \
+        --update docs/assets/performance/results.json   # re-measure TensorFlow's memory
 
 Results go to ``docs/assets/performance/`` unless ``--out`` says otherwise:
 the Performance page of the docs shows that folder's table and plot.
@@ -63,6 +65,15 @@ def run_worker(name, grid, repeats, workdir):
     subprocess.run(command, env=env, check=True)
     with open(path) as f:
         return json.load(f)
+
+
+def attach_memory(result, memory):
+    """Put the ``tensorflow-memory`` worker's allocator peaks into the rows
+    of a TensorFlow result, shape by shape."""
+    for row, extra in zip(result["shapes"], memory["memory"]):
+        if row["shape"] != extra["shape"]:
+            raise ValueError(f"memory row {extra['shape']} does not match {row['shape']}")
+        row["train_step_tf_allocator_peak_bytes"] = extra["train_step_tf_allocator_peak_bytes"]
 
 
 def have_torch():
@@ -411,7 +422,15 @@ def main(argv=None):
         "every other result from this earlier results.json, of the same grid; "
         "--backends '' measures torch.nn.LSTM alone",
     )
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="with --update: measure only the TensorFlow training step's allocator peaks "
+        "and take every other result from the earlier results.json",
+    )
     args = parser.parse_args(argv)
+    if args.memory_only and not args.update:
+        parser.error("--memory-only needs --update RESULTS_JSON")
     if args.render:
         with open(args.render) as f:
             report = json.load(f)
@@ -438,19 +457,23 @@ def main(argv=None):
     start = time.time()
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
+        if args.memory_only:
+            backends = []
+            results["tensorflow"] = earlier["backends"]["tensorflow"]
+            memory = run_worker("tensorflow-memory", args.grid, args.repeats, workdir)
+            attach_memory(results["tensorflow"], memory)
         for backend in backends:
             results[backend] = run_worker(backend, args.grid, args.repeats, workdir)
             if backend == "tensorflow":
                 memory = run_worker("tensorflow-memory", args.grid, args.repeats, workdir)
-                for row, extra in zip(results[backend]["shapes"], memory["memory"]):
-                    row["train_step_tf_allocator_peak_bytes"] = extra[
-                        "train_step_tf_allocator_peak_bytes"
-                    ]
+                attach_memory(results[backend], memory)
         torch_result = None
-        if not args.no_torch and have_torch():
+        if not args.no_torch and not args.memory_only and have_torch():
             torch_result = run_worker("torch.nn.LSTM", args.grid, args.repeats, workdir)
     seconds = time.time() - start
     measured = sorted(results) + (["torch.nn.LSTM"] if torch_result else [])
+    if args.memory_only:
+        measured = ["tensorflow memory"]
     if earlier is not None:
         results = {**earlier["backends"], **results}
         torch_result = torch_result or earlier.get("torch_reference")

@@ -67,6 +67,30 @@ def test_draws_a_png(quick_run):
     assert len(data) > 5000
 
 
+def test_memory_only_update_keeps_every_other_result(quick_run, tmp_path):
+    out, _ = quick_run
+    proc = subprocess.run(
+        [sys.executable, RUN, "--grid", "quick", "--memory-only"]
+        + ["--update", str(out / "results.json"), "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    before = json.loads((out / "results.json").read_text())
+    after = json.loads((tmp_path / "results.json").read_text())
+    assert after["backends"]["jax"] == before["backends"]["jax"]
+    for old, new in zip(
+        before["backends"]["tensorflow"]["shapes"], after["backends"]["tensorflow"]["shapes"]
+    ):
+        assert new["forward"] == old["forward"] and new["train_step"] == old["train_step"]
+        peaks = new["train_step_tf_allocator_peak_bytes"]
+        assert set(peaks) == {"keras", "klg"} and min(peaks.values()) > 0
+    assert list(after["measured_at"]) == ["tensorflow", "jax", "tensorflow memory"]
+
+
 def test_bad_arguments_are_refused(tmp_path):
     proc = subprocess.run(
         [sys.executable, RUN, "--backends", "theano", "--out", str(tmp_path)],
@@ -84,6 +108,14 @@ def test_bad_arguments_are_refused(tmp_path):
     )
     assert proc.returncode == 2
     assert "--repeats must be at least 1, got 0" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, RUN, "--memory-only", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "--memory-only needs --update RESULTS_JSON" in proc.stderr
 
 
 def test_process_memory_script_runs(tmp_path):
