@@ -16,19 +16,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 RUN = os.path.join(ROOT, "benchmarks", "run.py")
 
 
+def run_script(script, *args, timeout=600):
+    """Run a benchmark script in a fresh process, as a user would."""
+    return subprocess.run(
+        [sys.executable, script, *args],
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_ok(proc):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(
-        [sys.executable, RUN, "--grid", "quick", "--out", str(out), "--no-torch"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_script(RUN, "--grid", "quick", "--out", str(out), "--no-torch")
+    assert_ok(proc)
     return out, proc.stdout
 
 
@@ -69,16 +77,17 @@ def test_draws_a_png(quick_run):
 
 def test_memory_only_update_keeps_every_other_result(quick_run, tmp_path):
     out, _ = quick_run
-    proc = subprocess.run(
-        [sys.executable, RUN, "--grid", "quick", "--memory-only"]
-        + ["--update", str(out / "results.json"), "--out", str(tmp_path)],
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_script(
+        RUN,
+        "--grid",
+        "quick",
+        "--memory-only",
+        "--update",
+        str(out / "results.json"),
+        "--out",
+        str(tmp_path),
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert_ok(proc)
     before = json.loads((out / "results.json").read_text())
     after = json.loads((tmp_path / "results.json").read_text())
     assert after["backends"]["jax"] == before["backends"]["jax"]
@@ -92,43 +101,21 @@ def test_memory_only_update_keeps_every_other_result(quick_run, tmp_path):
 
 
 def test_bad_arguments_are_refused(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, RUN, "--backends", "theano", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_script(RUN, "--backends", "theano", "--out", str(tmp_path), timeout=120)
     assert proc.returncode == 2
     assert "--backends takes tensorflow, jax and/or torch; got 'theano'" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, RUN, "--repeats", "0", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_script(RUN, "--repeats", "0", "--out", str(tmp_path), timeout=120)
     assert proc.returncode == 2
     assert "--repeats must be at least 1, got 0" in proc.stderr
-    proc = subprocess.run(
-        [sys.executable, RUN, "--memory-only", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_script(RUN, "--memory-only", "--out", str(tmp_path), timeout=120)
     assert proc.returncode == 2
     assert "--memory-only needs --update RESULTS_JSON" in proc.stderr
 
 
 def test_process_memory_script_runs(tmp_path):
     script = os.path.join(ROOT, "benchmarks", "process_memory.py")
-    proc = subprocess.run(
-        [sys.executable, script, "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_script(script, "--quick", "--out", str(tmp_path))
+    assert_ok(proc)
     report = json.loads((tmp_path / "process_memory.json").read_text())
     assert [row["layer"] for row in report["rows"]] == ["keras", "keras_xla", "klg"]
     for row in report["rows"]:
