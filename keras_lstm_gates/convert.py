@@ -10,7 +10,10 @@ its config.  Then a second pass walks the original and the new model side
 by side and copies, layer by layer, the weights (Keras's fused LSTM weights
 into the four gates with :func:`keras_lstm_gates.set_gates_from_fused`, any
 other layer's with ``set_weights``), the states of stateful layers and the
-``trainable`` flags.  The original model is only read.
+``trainable`` flags.  Every other layer also gets what Keras's own saving
+keeps of it beyond its weights (:func:`copy_layer_state`): an adapted
+``Normalization``'s statistics, a lookup table's vocabulary.  The original
+model is only read.
 
 ``to="keras"`` goes the other way, with
 :meth:`keras_lstm_gates.LSTM.to_keras`; a klg LSTM that
@@ -18,6 +21,8 @@ other layer's with ``set_weights``), the states of stateful layers and the
 options, ``return_gates``) is refused with a ``ValueError`` naming it.
 """
 
+import pathlib
+import tempfile
 import warnings
 
 import keras
@@ -26,6 +31,7 @@ from keras import ops, tree
 from keras.src.models.functional import Functional
 from keras.src.saving.serialization_lib import SafeModeScope
 
+from . import compat
 from .interop import get_fused_weights, set_gates_from_fused
 from .layer import LSTM
 
@@ -195,9 +201,8 @@ def _pairs(source, target, path):
 
 
 def _copy_leaf(source, target, path):
-    if not source.weights:
-        return
-    if not target.built:
+    lstms = _is_klg_lstm(source) or _is_keras_lstm(source)
+    if source.weights and not target.built:
         raise RuntimeError(  # pragma: no cover - the rebuilt model is always built
             f"klg.convert: {path!r} of the new model was not built."
         )
@@ -205,16 +210,100 @@ def _copy_leaf(source, target, path):
         set_gates_from_fused(target, *source.get_weights())
     elif _is_klg_lstm(source) and _is_keras_lstm(target):
         target.set_weights(get_fused_weights(source))
-    else:
+    elif source.weights:
         try:
             target.set_weights(source.get_weights())
         except ValueError as err:
             raise ValueError(
                 f"klg.convert: cannot copy the weights of {path!r} ({type(source).__name__}): {err}"
             ) from None
+    if not lstms:
+        copy_layer_state(source, target, path)
     if getattr(source, "stateful", False) and getattr(source, "states", None) is not None:
         for s, t in zip(tree.flatten(source.states), tree.flatten(target.states)):
             t.assign(np.asarray(ops.convert_to_numpy(s)))
+
+
+class _ArrayStore(dict):
+    """The ``store`` that Keras's ``save_own_variables`` writes and
+    ``load_own_variables`` reads, in memory, holding numpy arrays as a
+    ``.keras`` file does (a variable is read when it is stored, not later)."""
+
+    def __setitem__(self, key, value):
+        if not isinstance(value, np.ndarray):
+            value = np.asarray(ops.convert_to_numpy(value))
+        super().__setitem__(key, value)
+
+
+def _saved_state(layer):
+    """What Keras's saving writes for ``layer`` alone: ``(variables, assets)``,
+    the store of ``save_own_variables`` and the files of ``save_assets``."""
+    store = _ArrayStore()
+    layer.save_own_variables(store)
+    files = {}
+    if hasattr(layer, "save_assets"):
+        with tempfile.TemporaryDirectory() as folder:
+            layer.save_assets(folder)
+            root = pathlib.Path(folder)
+            for file in sorted(root.rglob("*")):
+                if file.is_file():
+                    files[str(file.relative_to(root))] = file.read_bytes()
+    return dict(store), files
+
+
+def _load_state(layer, variables, files):
+    store = _ArrayStore()
+    dict.update(store, variables)
+    layer.load_own_variables(store)
+    if hasattr(layer, "load_assets"):
+        with tempfile.TemporaryDirectory() as folder:
+            for name, data in files.items():
+                file = pathlib.Path(folder, name)
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_bytes(data)
+            layer.load_assets(folder)
+
+
+def _same_state(a, b):
+    (vars_a, files_a), (vars_b, files_b) = a, b
+    if files_a != files_b or sorted(vars_a) != sorted(vars_b):
+        return False
+    return all(
+        vars_a[k].shape == vars_b[k].shape and np.array_equal(vars_a[k], vars_b[k]) for k in vars_a
+    )
+
+
+def copy_layer_state(source, target, path):
+    """Give ``target`` (a layer rebuilt from ``source``'s config) what Keras's
+    own saving keeps of ``source`` beyond its config: each layer's variables
+    as its ``save_own_variables`` writes them, whose ``load_own_variables``
+    also rebuilds what the layer derives from them (an adapted
+    ``Normalization``'s mean and variance), and the files of its
+    ``save_assets`` (the vocabulary of a ``StringLookup``, ``IntegerLookup``
+    or ``TextVectorization``, held in a lookup table outside the weights),
+    for ``source`` and every layer inside it.
+
+    The target's state is then saved again and compared with the source's,
+    so that state Keras's hooks cannot carry raises a ``ValueError`` naming
+    the layer here, not a wrong answer or a failure at a later ``predict``.
+    """
+    pairs = list(zip(compat.sublayers(source), compat.sublayers(target)))
+    for s, t in pairs:
+        name = path if s is source else f"{path}/{s.name}"
+        what = f"klg.convert: cannot carry the state of {name!r} ({type(s).__name__})"
+        try:
+            state = _saved_state(s)
+            _load_state(t, *state)
+            carried = _same_state(state, _saved_state(t))
+        except Exception as err:
+            raise ValueError(f"{what}: {type(err).__name__}: {err}") from err
+        if not carried:
+            raise ValueError(
+                f"{what}: after loading what Keras saves of it (save_own_variables, "
+                "save_assets) into the rebuilt layer, the rebuilt layer saves something "
+                "else. Its state lives outside what Keras's saving reaches, so the "
+                "converted model would compute other numbers."
+            )
 
 
 def _copy(source, target):
