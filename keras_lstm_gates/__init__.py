@@ -23,16 +23,17 @@ from .interop import get_fused_weights, set_gates_from_fused, split_fused_weight
 from .layer import LSTM
 from .monitor import GateMonitor
 from .torch_import import from_torch, to_torch, to_torch_state_dict
-from .tracing import GateTrace, trace
+from .traces import GateTrace, GateTraces
+from .tracing import trace
 from .variants import VARIANTS
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "check",
     "convert",
     "trace",
     "GateTrace",
+    "GateTraces",
     "GateMonitor",
     "LSTM",
     "LSTMCell",

@@ -125,8 +125,9 @@ def _backend_version(name):
 class PathSpy:
     """Records which kernels run while it is active.
 
-    It wraps ``keras.src.backend.lstm`` (the cuDNN entry point of both layers;
-    it raises ``NotImplementedError`` where cuDNN cannot run) and klg's two
+    It watches Keras's cuDNN entry point (of both layers; it raises
+    ``NotImplementedError`` where cuDNN cannot run, see
+    :func:`keras_lstm_gates.compat.watching_keras_lstm`) and klg's two
     loops.  Kernels are recorded while the models trace or run, so compiled
     steps are seen when they are traced.
     """
@@ -136,20 +137,15 @@ class PathSpy:
 
     @contextlib.contextmanager
     def watching(self):
-        from keras.src import backend as keras_backend
+        from . import compat, loops
 
-        from . import loops
-
-        patched = [
-            (keras_backend, "lstm", "cudnn"),
-            (loops, "lstm_sequence", "fused-loop"),
-            (loops, "scan", "scan-loop"),
-        ]
+        patched = [(loops, "fused_sequence", "fused-loop"), (loops, "scan", "scan-loop")]
         originals = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in patched]
         for (obj, attr, label), (_, _, original) in zip(patched, originals):
             setattr(obj, attr, self._wrap(original, label))
         try:
-            yield self
+            with compat.watching_keras_lstm(self.events.append):
+                yield self
         finally:
             for obj, attr, original in originals:
                 setattr(obj, attr, original)
@@ -184,7 +180,7 @@ def _klg_path(events, model):
 
 
 def _keras_path(events):
-    from .layer import gpu_available
+    from .sequence import gpu_available
 
     if "cudnn" not in events:
         return "rnn-loop"
@@ -194,7 +190,8 @@ def _keras_path(events):
 
 
 def _klg_reason(model, path):
-    from .layer import LSTM, gpu_available
+    from .layer import LSTM
+    from .sequence import gpu_available
 
     if path == "cudnn":
         return ""
@@ -210,15 +207,10 @@ def _klg_reason(model, path):
     return "the mask is not right-padded"
 
 
-def _walk(layer):
-    import keras
+def _walk(model):
+    from .walk import layer_paths
 
-    yield layer
-    if isinstance(layer, keras.layers.Bidirectional):
-        yield from (layer.forward_layer, layer.backward_layer)
-        return
-    for sub in getattr(layer, "layers", []) or []:
-        yield from _walk(sub)
+    return [layer for layer, _ in layer_paths(model).values()]
 
 
 # -- the configurations --------------------------------------------------------
@@ -305,13 +297,13 @@ def _lstm_weights(model):
     import keras
 
     from .layer import LSTM
-    from .recurrence import KERAS_ORDER
+    from .parts import PARTS
 
     to_np = keras.ops.convert_to_numpy
     arrays = []
     for layer in _walk(model):
         if isinstance(layer, LSTM):
-            gates = [layer.cell.gates[n] for n in KERAS_ORDER]
+            gates = [layer.cell.gates[n] for n in PARTS]
             for attr in ("kernel", "recurrent_kernel", "bias"):
                 arrays.append(np.concatenate([to_np(getattr(g, attr)) for g in gates], axis=-1))
         elif isinstance(layer, keras.layers.LSTM):
@@ -433,7 +425,7 @@ def check(quick=False, configs=None, rounds=None, seed=0):
     """
     import keras
 
-    from . import __version__
+    from .version import __version__
 
     names = list(CONFIG_NAMES if configs is None else configs)
     unknown = [n for n in names if n not in CONFIG_NAMES]

@@ -13,7 +13,8 @@ klg stores the same numbers in the four sublayers.
 import numpy as np
 from keras import ops
 
-from .recurrence import KERAS_ORDER
+from . import parts
+from .parts import PARTS
 
 
 def _cell_of(layer_or_cell):
@@ -66,15 +67,10 @@ def split_fused_weights(kernel, recurrent_kernel, bias=None):
     if bias is not None:
         bias = np.asarray(bias)
         _check_shape("bias", bias, (4 * units,))
-    parts = {}
-    for k, name in enumerate(KERAS_ORDER):
-        block = slice(k * units, (k + 1) * units)
-        parts[name] = (
-            kernel[:, block],
-            recurrent_kernel[:, block],
-            None if bias is None else bias[block],
-        )
-    return parts
+    blocks = [
+        parts.split(a, units) if a is not None else None for a in (kernel, recurrent_kernel, bias)
+    ]
+    return {name: tuple(None if b is None else b[name] for b in blocks) for name in PARTS}
 
 
 def set_gates_from_fused(layer_or_cell, kernel, recurrent_kernel, bias=None):
@@ -105,14 +101,14 @@ def set_gates_from_fused(layer_or_cell, kernel, recurrent_kernel, bias=None):
         _check_shape("bias", np.asarray(bias), (4 * units,))
     elif bias is not None:
         raise ValueError("bias: the layer has use_bias=False, so expected None, received an array.")
-    parts = split_fused_weights(kernel, recurrent_kernel, bias)
-    for name, (w, u, b) in parts.items():
+    blocks = split_fused_weights(kernel, recurrent_kernel, bias)
+    for name, (w, u, b) in blocks.items():
         gate = cell.gates[name]
         gate.kernel.assign(w)
         gate.recurrent_kernel.assign(u)
         if b is not None:
             gate.bias.assign(b)
-    return parts
+    return blocks
 
 
 def get_fused_weights(layer_or_cell):
@@ -131,14 +127,11 @@ def get_fused_weights(layer_or_cell):
             f"Keras's fused layout has no place for variant {cell.spec.name!r} "
             f"(peepholes={cell.spec.peepholes})."
         )
-    gates = [cell.gates[n] for n in KERAS_ORDER]
-    out = [
-        np.concatenate([ops.convert_to_numpy(g.kernel) for g in gates], axis=-1),
-        np.concatenate([ops.convert_to_numpy(g.recurrent_kernel) for g in gates], axis=-1),
+    gates = [cell.gates[n] for n in PARTS]
+    names = ("kernel", "recurrent_kernel") + (("bias",) if cell.use_bias else ())
+    return [
+        parts.join([np.asarray(ops.convert_to_numpy(getattr(g, w))) for g in gates]) for w in names
     ]
-    if cell.use_bias:
-        out.append(np.concatenate([ops.convert_to_numpy(g.bias) for g in gates], axis=-1))
-    return out
 
 
 def fused_layout_shapes(cell):

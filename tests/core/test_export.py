@@ -305,7 +305,7 @@ def test_exports_multiplying_gate_by_gate(rng, tmp_path, monkeypatch, config):
     if BACKEND == "tensorflow":
         from keras_lstm_gates.loops import tensorflow as tf_loops
 
-        monkeypatch.setattr(tf_loops, "_TF", {})
+        monkeypatch.setattr(tf_loops, "_LOOPS", {})
     x = data(rng)
     if BACKEND == "jax":
         # ONNX export runs on the TensorFlow and PyTorch backends.  A JAX

@@ -1,4 +1,4 @@
-"""The fast vanilla kernel (loops.lstm_sequence) and its hand-written backward
+"""The fused loops (loops.fused_sequence) and their hand-written backward
 pass, against a step-by-step reference written from the LSTM equations with
 keras.ops and differentiated by the backend's own autodiff; and the layer's
 training step against keras.layers.LSTM's, compiled the way Keras compiles
@@ -11,7 +11,8 @@ import pytest
 from keras import ops
 
 import keras_lstm_gates as klg
-from keras_lstm_gates import loops, recurrence
+from keras_lstm_gates import loops
+from keras_lstm_gates.parts import PARTS
 
 BACKEND = keras.backend.backend()
 # Absolute on activations; gradients of this loss reach ~10, where float32
@@ -25,7 +26,8 @@ def to_numpy(x):
 
 
 def reference(x, w, b, u, h0, c0, mask=None):
-    """The vanilla LSTM one step at a time (gate blocks i, f, o, g)."""
+    """The vanilla LSTM one step at a time (part blocks i, f, c, o); the
+    part values are those each step computes, masked steps included."""
     units = u.shape[0]
     h, c = h0, c0
     hs, cs, acts = [], [], []
@@ -33,18 +35,17 @@ def reference(x, w, b, u, h0, c0, mask=None):
         z = ops.matmul(x[t], w) + ops.matmul(h, u) + b
         i = ops.sigmoid(z[:, :units])
         f = ops.sigmoid(z[:, units : 2 * units])
-        o = ops.sigmoid(z[:, 2 * units : 3 * units])
-        g = ops.tanh(z[:, 3 * units :])
+        g = ops.tanh(z[:, 2 * units : 3 * units])
+        o = ops.sigmoid(z[:, 3 * units :])
         c_new = f * c + i * g
         h_new = o * ops.tanh(c_new)
-        act = ops.concatenate([i, f, o, g], axis=-1)
+        act = ops.concatenate([i, f, g, o], axis=-1)
         if mask is None:
             h, c = h_new, c_new
         else:
             m = mask[t]
             h = ops.where(m, h_new, h)
             c = ops.where(m, c_new, c)
-            act = ops.where(m, act, ops.zeros_like(act))
         hs.append(h)
         cs.append(c)
         acts.append(act)
@@ -111,15 +112,27 @@ def by_gate(kernel, bias, recurrent_kernel):
     return parts(kernel), parts(bias), parts(recurrent_kernel)
 
 
+# The cell whose step the loops run: a plain cell's step reads no weight.
+CELL = klg.LSTMCell(4)
+
+
+def zero_where_masked(values, mask):
+    """Part values at masked steps are those of a step not taken: the loops
+    leave them to their caller, which zeroes them (keras_lstm_gates.sequence),
+    and ignore their cotangents."""
+    return values if mask is None else ops.where(mask, values, ops.zeros_like(values))
+
+
 def kernel_on_joined(x, w, b, u, h0, c0, **kwargs):
-    """``loops.lstm_sequence`` with joined weights in, and time-major states
-    and joined activations out, as the step-by-step reference has them
-    (autodiff of the slicing joins the per-gate gradients)."""
-    out = loops.lstm_sequence(x, *by_gate(w, b, u), h0, c0, **kwargs)
+    """``loops.fused_sequence`` with joined weights in, and time-major states
+    and joined part values out, as the step-by-step reference has them
+    (autodiff of the slicing joins the per-part gradients)."""
+    out = loops.fused_sequence(CELL, x, *by_gate(w, b, u), h0, c0, **kwargs)
     if kwargs.get("return_sequences", True):
         out = (ops.transpose(out[0], (1, 0, 2)), *out[1:])
     if len(out) == 4:
-        out = (*out[:3], ops.concatenate(out[3], axis=-1))
+        values = ops.concatenate(out[3], axis=-1)
+        out = (*out[:3], zero_where_masked(values, kwargs.get("mask")))
     return out
 
 
@@ -131,12 +144,12 @@ def weight_blocks(request, monkeypatch):
     inside the backward loop, the second after it."""
     from keras_lstm_gates.loops import common
 
-    blocks = 1 if request.param == "joined" else common.PARTS
+    blocks = 1 if request.param == "joined" else len(PARTS)
     monkeypatch.setattr(common, "block_count", lambda *args, **kwargs: blocks)
     if BACKEND == "tensorflow":
         from keras_lstm_gates.loops import tensorflow as tf_loops
 
-        monkeypatch.setattr(tf_loops, "_TF", {})
+        monkeypatch.setattr(tf_loops, "_LOOPS", {})
     return request.param
 
 
@@ -173,11 +186,13 @@ def test_kernel_matches_reference(rng, weight_blocks, masked, trace, sequences):
     keep = 4 if trace else 2
 
     def ours(*a):
-        out = kernel_on_joined(*a, mask=mask_t, trace=trace, return_sequences=sequences)
+        out = kernel_on_joined(*a, mask=mask_t, return_gates=trace, return_sequences=sequences)
         return out[:keep]
 
     def ref(*a):
-        return last_only(reference(*a, mask=mask_t)[:keep], sequences)
+        out = reference(*a, mask=mask_t)
+        out = (*out[:3], zero_where_masked(out[3], mask_t))
+        return last_only(out[:keep], sequences)
 
     out, grads = value_and_grads(ours, args)
     out_ref, grads_ref = value_and_grads(ref, args)
@@ -230,8 +245,8 @@ def test_kernel_inside_tf_function(
         # so that this small problem takes that branch too.
         from keras_lstm_gates.loops import tensorflow as tf_loops
 
-        monkeypatch.setattr(tf_loops, "_TF_XLA_FORWARD_MAX_UNITS", 2)
-        monkeypatch.setattr(tf_loops, "_TF", {})
+        monkeypatch.setattr(tf_loops, "XLA_FORWARD_MAX_UNITS", 2)
+        monkeypatch.setattr(tf_loops, "_LOOPS", {})
     args = [tf.constant(a) for a in random_problem(rng)]
     mask = tf.constant(random_mask(rng, 6, 3)) if masked else None
 
@@ -417,15 +432,15 @@ def test_gradient_penalty_matches_keras_on_jax_and_torch(rng, masked):
     assert_weight_gradients_match(ours, g_ours, g_ref)
 
 
-def test_vanilla_configuration_takes_the_kernel(monkeypatch, rng):
+def test_plain_configuration_takes_the_fused_loop(monkeypatch, rng):
     calls = []
-    original = loops.lstm_sequence
+    original = loops.fused_sequence
 
     def counting(*args, **kwargs):
-        calls.append(kwargs.get("trace"))
+        calls.append(args[8])  # return_gates
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(loops, "lstm_sequence", counting)
+    monkeypatch.setattr(loops, "fused_sequence", counting)
     x = rng.normal(size=(2, 5, 3)).astype("float32")
     klg.LSTM(4)(x)
     klg.LSTM(4, return_gates=True)(x)
@@ -440,12 +455,12 @@ def test_vanilla_configuration_takes_the_kernel(monkeypatch, rng):
     ):
         klg.LSTM(4, **config)(x)
     klg.LSTM(4, recurrent_dropout=0.5)(x, training=True)
-    assert calls == [False, True, False], "a non-vanilla configuration took the vanilla kernel"
+    assert calls == [False, True, False], "a non-plain configuration took the fused loop"
 
 
-def test_uses_vanilla_kernel():
-    assert recurrence.uses_vanilla_kernel(recurrence.StepPlan(klg.LSTMCell(3)))
-    assert recurrence.uses_vanilla_kernel(recurrence.StepPlan(klg.LSTMCell(3, variant="NP")))
+def test_plain_lstm_reason():
+    assert klg.LSTMCell(3).plain_lstm_reason() is None
+    assert klg.LSTMCell(3, variant="NP").plain_lstm_reason() is None
     for kwargs in (
         {"activation": "relu"},
         {"variant": "NOG"},
@@ -453,8 +468,7 @@ def test_uses_vanilla_kernel():
         {"peepholes": True},
         {"gate_options": {"forget_gate": {"activation": "hard_sigmoid"}}},
     ):
-        plan = recurrence.StepPlan(klg.LSTMCell(3, **kwargs))
-        assert not recurrence.uses_vanilla_kernel(plan), kwargs
+        assert klg.LSTMCell(3, **kwargs).plain_lstm_reason() is not None, kwargs
 
 
 def _one_sgd_step(model, x, y, jit_compile):
