@@ -8,6 +8,8 @@
 #   bash tasks.sh bench   # set up, then run the speed benchmark (see docs/performance.md)
 #   bash tasks.sh check   # set up, then check klg.LSTM against keras.layers.LSTM on this
 #                         # machine's devices, one backend at a time (--quick, --json)
+#   bash tasks.sh floor   # set up .venv-floor with the lowest versions pyproject.toml
+#                         # declares, then run a core subset of the tests there
 #
 # Setup is idempotent: a virtual environment in .venv with TensorFlow, JAX and
 # PyTorch (CPU builds), the test and docs tools, and KaTeX for the site.
@@ -29,6 +31,22 @@ setup_python() {
     # torch is pinned here (a CPU build), never in the package metadata.
     python -m pip install -q -r tools/requirements-dev.txt
     python -m pip install -q -e ".[test,docs,plot,tensorboard,export]"
+    touch "$stamp"
+  fi
+}
+
+setup_floor() {
+  # The lowest declared versions (tools/requirements-floor.txt), installed by
+  # uv, which reads no local pip constraints and resolves in seconds.
+  setup_python
+  python -m pip install -q uv
+  local floor=.venv-floor
+  local stamp="$floor/.klg-floor-$(cat pyproject.toml tools/requirements-floor.txt | sha1sum | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    rm -rf "$floor"
+    uv venv -q --python "$(command -v "$PY")" "$floor"
+    uv pip install -q --python "$floor/bin/python" -r tools/requirements-floor.txt
+    uv pip install -q --python "$floor/bin/python" --no-deps -e .
     touch "$stamp"
   fi
 }
@@ -78,6 +96,11 @@ case "${1:-}" in
     shift
     python benchmarks/run.py "$@"
     ;;
+  floor)
+    setup_floor
+    shift
+    bash tools/run_floor_tests.sh "$@"
+    ;;
   check)
     setup_python
     shift
@@ -88,7 +111,7 @@ case "${1:-}" in
     exit $status
     ;;
   *)
-    sed -n '2,12p' "$0"
+    sed -n '2,14p' "$0"
     exit 2
     ;;
 esac

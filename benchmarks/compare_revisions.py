@@ -27,7 +27,6 @@ A shape slowed down by the change when ``after / before`` is above
 import argparse
 import io
 import json
-import os
 import pathlib
 import re
 import subprocess

@@ -26,7 +26,7 @@ from .torch_import import from_torch, to_torch, to_torch_state_dict
 from .traces import GateTrace, GateTraces
 from .tracing import trace
 from .variants import VARIANTS
-from .version import __version__
+from .version import __version__  # noqa: F401  (the package attribute)
 
 __all__ = [
     "check",

@@ -41,13 +41,21 @@ class ExtraLosses:
         return super()._get_own_losses() + list(self.extra_losses())
 
 
+def _in_symbolic_scope():
+    try:  # Keras 3.4 and later; before, no symbolic scope existed
+        from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+    except ImportError:
+        return False
+    return in_symbolic_scope()
+
+
 def current_value(variable):
     """The value an optimizer step or a loss sees: under JAX's stateless
-    training (``StatelessScope``) the scope's value, else the variable."""
+    training (``StatelessScope``) the scope's value, else the variable
+    (Keras reads a variable so in ``Layer._get_regularization_losses``)."""
     from keras.src import backend
-    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
-    if backend.in_stateless_scope() and not in_symbolic_scope():
+    if backend.in_stateless_scope() and not _in_symbolic_scope():
         value = backend.get_stateless_scope().get_current_value(variable)
         if value is not None:
             return value

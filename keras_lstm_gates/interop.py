@@ -10,6 +10,8 @@ side by side along the last axis in the order i, f, c, o:
 klg stores the same numbers in the four sublayers.
 """
 
+import inspect
+
 import numpy as np
 from keras import ops
 
@@ -251,17 +253,12 @@ def lstm_to_keras(layer):
         )
     if layer.return_gates:
         raise ValueError("to_keras: keras.layers.LSTM cannot return gates; set return_gates=False.")
-    config = layer.get_config()
-    for key in (
-        "gate_options",
-        "variant",
-        "peepholes",
-        "forget_bias",
-        "chrono_t_max",
-        "chrono_seed",
-        "return_gates",
-    ):
-        config.pop(key, None)
+    from .layer import LAYER_OPTIONS
+
+    # klg's own arguments; Keras takes `implementation` through its **kwargs.
+    keras_arguments = set(inspect.signature(keras.layers.LSTM).parameters) | {"implementation"}
+    klg_only = {o.name for o in LAYER_OPTIONS} - keras_arguments
+    config = {k: v for k, v in layer.get_config().items() if k not in klg_only}
     keras_layer = keras.layers.LSTM(**config)
     batch = int(ops.shape(layer.states[0])[0]) if layer.stateful else None
     keras_layer.build((batch, None, cell.input_dim))

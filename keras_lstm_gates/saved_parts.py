@@ -29,7 +29,7 @@ RECORD_KEY = "klg_parts"
 RECORD_FORMAT = 1
 
 
-def parts_of(cell):
+def weight_names(cell):
     """``{gate: [weight names]}`` of a built cell, in Keras's save order."""
     parts = {}
     for name, gate in cell.present_gates.items():
@@ -42,7 +42,7 @@ def record_of(cell):
         "format": RECORD_FORMAT,
         "variant": cell.spec.name,
         "peepholes": cell.spec.peepholes,
-        "parts": parts_of(cell),
+        "parts": weight_names(cell),
     }
 
 
