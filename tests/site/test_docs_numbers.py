@@ -97,6 +97,11 @@ def _worked_example():
         values[f"{key}.o"] = float(_np(parts["output_gate"])[0, 0])
         values[f"{key}.c"] = float(_np(c)[0, 0])
         values[f"{key}.h"] = float(_np(h)[0, 0])
+    # The pre-activations the source series computes for its next stage, at x = 1.
+    x_1 = np.array([[1.0]], "float32")
+    for name, short in (("input_gate", "zi"), ("candidate", "zc")):
+        z = cell.gates[name].preactivation(x_1, states[0])
+        values[f"worked.cell.x1.{short}"] = float(_np(z)[0, 0])
     return values
 
 
