@@ -571,6 +571,34 @@ LAYOUT = r"""
     if (box.scrollWidth > box.clientWidth + 1)
       out.wide.push([box.scrollWidth, box.clientWidth, d.textContent.slice(0, 50)]);
   });
+  // tables: none scrolls sideways, none squeezes a cell of running text
+  out.tables = [];
+  document.querySelectorAll('article table').forEach(table => {
+    const scroller = table.closest('.md-typeset__scrollwrap') || table.parentElement;
+    const head = (table.querySelector('th, td') || {textContent: ''}).textContent.trim().slice(0, 30);
+    if (scroller.scrollWidth > scroller.clientWidth + 1)
+      out.tables.push(`table "${head}" scrolls sideways: ${scroller.scrollWidth} > ${scroller.clientWidth}`);
+    table.querySelectorAll('td').forEach(td => {
+      const text = td.textContent.trim(), w = td.getBoundingClientRect().width;
+      if (text.length > 50 && w < 120) out.tables.push(`a cell of table "${head}" is ${Math.round(w)} px wide: ${text.slice(0, 40)}`);
+      if (td.scrollWidth > td.clientWidth + 1) out.tables.push(`a cell of table "${head}" is clipped: ${text.slice(0, 40)}`);
+    });
+  });
+  // figures drawn as SVG: labels at least 11 px, links at least 24 x 24 px
+  out.figures = [];
+  document.querySelectorAll('article figure svg[viewBox]').forEach(svg => {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    svg.querySelectorAll('text, tspan').forEach(el => {
+      const px = parseFloat(getComputedStyle(el).fontSize) * scale;
+      if (el.textContent.trim() && px < 11 - 0.01)
+        out.figures.push(`label "${el.textContent.trim().slice(0, 20)}" renders ${px.toFixed(1)} px high`);
+    });
+    svg.querySelectorAll('a').forEach(a => {
+      const r = a.getBoundingClientRect();
+      if (r.width < 24 || r.height < 24)
+        out.figures.push(`link "${a.getAttribute('aria-label')}" is ${Math.round(r.width)} x ${Math.round(r.height)} px`);
+    });
+  });
   // code in table cells: every line break must follow ".", "," or a space
   document.querySelectorAll('article td code:not(pre code)').forEach(code => {
     const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
@@ -594,17 +622,19 @@ LAYOUT = r"""
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_layout(site, server, browser, width):  # noqa: F811
-    """1280 px: no displayed equation wider than its column.  390 px: no page
-    scrolls sideways.  Both: code in tables breaks between names only, and
-    no link inside KaTeX's aria-hidden markup takes keyboard focus."""
+    """At 1280 and 390 px: no page scrolls sideways; no displayed equation
+    is wider than its column; no table scrolls sideways, squeezes a cell of
+    running text below 120 px or clips one; the figures' labels render at
+    least 11 px high and their links are at least 24 x 24 px; code in tables
+    breaks between names only; no link inside KaTeX's aria-hidden markup
+    takes keyboard focus."""
     chromium, recorder = browser
     problems = {}
     for path in sitebuild.site_pages(site):
         _open(chromium, recorder, server + path, width, quiet=False)
         found = chromium.evaluate(LAYOUT)
-        issues = []
-        if width >= 1000 and found["wide"]:
-            issues += [f"equation wider than the column: {w}" for w in found["wide"]]
+        issues = [f"equation wider than the column: {w}" for w in found["wide"]]
+        issues += found["tables"][:3] + found["figures"][:3]
         if max(found["docWidth"], found["bodyWidth"]) > found["viewport"]:
             issues.append(f"page scrolls sideways: {found['docWidth']} > {found['viewport']}")
         issues += [f"code broken inside a name: {c}" for c in found["brokenCode"][:3]]
@@ -628,6 +658,14 @@ def test_layout_check_can_fail(server, browser):  # noqa: F811
     )
     found = chromium.evaluate(LAYOUT)
     assert found["wide"] and found["brokenCode"], found
+    # a wide table and a small diagram label are caught too
+    chromium.evaluate(
+        "document.querySelector('article').insertAdjacentHTML('beforeend', '<div class=\"md-typeset__scrollwrap\" style=\"overflow:auto\">"
+        "<table><tr><td style=\"white-space:nowrap\">' + 'x'.repeat(400) + '</td></tr></table></div>');"
+        " document.querySelector('figure.klg-cell-diagram text').style.fontSize = '5px'"
+    )
+    found = chromium.evaluate(LAYOUT)
+    assert found["tables"] and found["figures"], found
 
 
 # -- search -------------------------------------------------------------------------------
