@@ -51,6 +51,7 @@ STYLE = """
 .klg-cell .klg-io { font-size: 20px; }
 .klg-cell a:hover .klg-shape, .klg-cell a:focus .klg-shape { stroke-width: 3.2; }
 .klg-cell a:focus { outline: none; }
+.klg-cell a:focus-visible { outline: 2px solid #526cfe; outline-offset: 2px; }
 .klg-cell a:focus-visible .klg-shape { stroke: #526cfe; stroke-width: 3.5; }
 .klg-cell .klg-hl .klg-shape { stroke: #3f51b5; stroke-width: 4; }
 .klg-cell .klg-hl.klg-layer .klg-shape { fill: #ffd54f; }
