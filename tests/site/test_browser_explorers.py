@@ -676,6 +676,17 @@ LAYOUT = r"""
         out.figures.push(`link "${a.getAttribute('aria-label')}" is ${Math.round(r.width)} x ${Math.round(r.height)} px`);
     });
   });
+  // figures drawn in HTML (the unrolled cell): the same rules
+  document.querySelectorAll('article figure.klg-unrolled').forEach(fig => {
+    fig.querySelectorAll('a, .klg-unrolled__in, .klg-unrolled__out').forEach(el => {
+      const r = el.getBoundingClientRect(), px = parseFloat(getComputedStyle(el).fontSize);
+      if (px < 11) out.figures.push(`label "${el.textContent.trim()}" is ${px} px high`);
+      if (el.tagName === 'A' && (r.width < 24 || r.height < 24))
+        out.figures.push(`link "${el.getAttribute('aria-label')}" is ${Math.round(r.width)} x ${Math.round(r.height)} px`);
+    });
+    const box = fig.getBoundingClientRect();
+    if (box.right > document.documentElement.clientWidth + 1) out.figures.push('the unrolled cell is wider than the page');
+  });
   // code in table cells: every line break must follow ".", "," or a space
   document.querySelectorAll('article td code:not(pre code)').forEach(code => {
     const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);

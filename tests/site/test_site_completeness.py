@@ -8,6 +8,9 @@ and search terms readers use.
   notebooks installs it from the repository; the Python Package Index form
   appears only where the text says "once released".
 * Searching "TFLite" finds the TensorFlow Lite section.
+* The home page opens with why an LSTM has gates (the plain RNN's vanishing
+  gradient, with numbers test_docs_numbers.py recomputes) and the cell
+  unrolled through three steps, each part a link to its page.
 """
 
 from __future__ import annotations
@@ -123,3 +126,25 @@ def test_search_finds_the_tflite_section(site):
     sections = [d for d in index["docs"] if d["title"].startswith("TensorFlow Lite")]
     assert sections, "no TensorFlow Lite section in the search index"
     assert any("tflite" in _tokens(d["title"] + " " + d["text"]) for d in sections), sections
+
+
+# -- the home page ----------------------------------------------------------------------
+
+GATE_PAGES = {"forget-gate", "input-gate", "candidate-memory", "output-gate"}
+
+
+def test_home_page_says_why_gates(site):
+    text = (sitebuild.DOCS / "index.md").read_text(encoding="utf-8")
+    why = text.split("## Why gates\n", 1)[1].split("\n## ", 1)[0]
+    keys = {key for key, _ in sitebuild.NUMBER.findall(why)}
+    assert {"why.rnn50", "why.lstm50"} <= keys, keys  # a number, recomputed
+    assert "vanishing gradient" in why
+    html = (site / "index.html").read_text(encoding="utf-8")
+    figure = html.split('<figure class="klg-unrolled"', 1)[1].split("</figure>", 1)[0]
+    steps = figure.split('<li class="klg-unrolled__step">')[1:]
+    assert len(steps) == 3, "three time steps"
+    for step in steps:
+        targets = re.findall(r'href="equations/([a-z-]+)/"', step)
+        assert set(targets) == GATE_PAGES, targets
+    for page in GATE_PAGES:
+        assert (site / "equations" / page / "index.html").is_file()
