@@ -206,3 +206,47 @@ def test_skip_links_and_contents_land_on_the_page(site):
         if dead_anchors(html):
             dead[path or "/"] = dead_anchors(html)
     assert not dead, dead
+
+
+# -- the TensorBoard screenshots ------------------------------------------------------
+
+MONITOR = sitebuild.DOCS / "assets" / "monitor"
+SCREENSHOTS = ("tensorboard_scalars.png", "tensorboard_images.png")
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|work|home|root|usr|var|build)\b|[A-Z]:\\")
+
+
+def _recorded(name: str) -> dict[str, str]:
+    """What tools/make_tensorboard_screenshot.py wrote into the PNG's text
+    chunks: the CSS width it shows, its smallest text (CSS px), that text."""
+    from PIL import Image
+
+    with Image.open(MONITOR / name) as image:
+        return dict(image.text)
+
+
+@pytest.mark.parametrize("name", SCREENSHOTS)
+def test_tensorboard_screenshots_are_cropped_sharp_and_neutral(name):
+    from PIL import Image
+
+    recorded = _recorded(name)
+    assert {"klg-css-width", "klg-min-text-px", "klg-text"} <= set(recorded), recorded
+    with Image.open(MONITOR / name) as image:
+        width = image.size[0]
+    assert width == 2 * int(recorded["klg-css-width"]), "taken at twice the CSS pixel density"
+    assert float(recorded["klg-min-text-px"]) >= 11
+    assert not ABSOLUTE_PATH.search(recorded["klg-text"]), recorded["klg-text"]
+    assert "Toggle all runs".lower() not in recorded["klg-text"].lower()  # no sidebar
+
+
+def test_tensorboard_text_reads_at_page_width(server, browser):
+    """At 1280 px the smallest text of each screenshot renders 11 px or more."""
+    chromium, recorder = browser
+    _open(chromium, recorder, server + "watching-gates-train/", 1280)
+    shown = chromium.evaluate(
+        "Object.fromEntries(Array.from(document.querySelectorAll('article img'))"
+        ".map(i => [i.getAttribute('src').split('/').pop(), i.getBoundingClientRect().width]))"
+    )
+    for name in SCREENSHOTS:
+        recorded = _recorded(name)
+        scale = shown[name] / float(recorded["klg-css-width"])
+        assert float(recorded["klg-min-text-px"]) * scale >= 11, (name, shown[name], recorded)
