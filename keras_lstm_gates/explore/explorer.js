@@ -207,6 +207,8 @@
   const thrIn = number(-10, 10, 0.05, S.threshold);
   const ctxIn = number(0, 20, 1, 1);
   const signSel = el("select"); options(signSel, [["+", "on = above"], ["both", "either sign"]]);
+  startIn.dataset.role = "start"; endIn.dataset.role = "end"; thrIn.dataset.role = "threshold";
+  ctxIn.dataset.role = "context"; signSel.dataset.role = "sign";
   const selControls = el("div", "klgx-row");
   selControls.append(control("from", startIn), control("to", endIn), control("threshold", thrIn),
     control("off around", ctxIn), control("", signSel));

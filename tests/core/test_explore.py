@@ -104,7 +104,7 @@ def test_keras_lstm_and_bidirectional_models():
 # -- selection and match against numpy ---------------------------------------------------
 
 
-def _reference_select(v, seg, start, end, theta, context, signs):
+def reference_select(v, seg, start, end, theta, context, signs):
     """LSTMVis's rule, unit by unit."""
     around = [n for n in range(start - context, start) if n >= seg[0]]
     around += [n for n in range(end + 1, end + 1 + context) if n < seg[1]]
@@ -120,7 +120,7 @@ def _reference_select(v, seg, start, end, theta, context, signs):
     return out
 
 
-def _segments(sample):
+def segments(sample):
     bounds, first = [], 0
     for n in range(1, len(sample) + 1):
         if n == len(sample) or sample[n] != sample[first]:
@@ -129,9 +129,9 @@ def _segments(sample):
     return bounds
 
 
-def _reference_match(v, sample, units, theta, min_length):
+def reference_match(v, sample, units, theta, min_length):
     spans = []
-    for first, stop in _segments(sample):
+    for first, stop in segments(sample):
         n = first
         while n < stop:
             if all(s * v[n, u] >= theta for u, s in units):
@@ -182,11 +182,11 @@ def test_select_ranks_as_a_numpy_reference(token_case):
     cases = _cases(explorer)
     assert len(cases) >= 3, cases
     for start, end, theta in cases:
-        seg = next(s for s in _segments(explorer.sample) if s[0] <= start < s[1])
+        seg = next(s for s in segments(explorer.sample) if s[0] <= start < s[1])
         for sign, signs in (("+", (1,)), ("both", (1, -1))):
             for context in (1, 2):
                 got = explorer.select(start, end, theta, context=context, sign=sign)
-                want = _reference_select(v, seg, start, end, theta, context, signs)
+                want = reference_select(v, seg, start, end, theta, context, signs)
                 assert [(r["unit"], r["sign"]) for r in got] == [(u, s) for u, s, _ in want]
                 np.testing.assert_allclose([r["score"] for r in got], [w[2] for w in want])
         assert explorer.select(start, end, theta), (start, end, theta)
@@ -200,7 +200,7 @@ def test_match_finds_the_spans_of_a_numpy_reference(token_case):
         units = [(r["unit"], r["sign"]) for r in chosen]
         for min_length in (1, 2):
             spans, total = explorer.match(chosen, theta, min_length=min_length)
-            want = _reference_match(v, explorer.sample, units, theta, min_length)
+            want = reference_match(v, explorer.sample, units, theta, min_length)
             assert total == len(want)
             assert [(s["start"], s["end"]) for s in spans] == [(a, b) for a, b, _ in want]
             np.testing.assert_allclose([s["jaccard"] for s in spans], [w[2] for w in want])
