@@ -14,10 +14,11 @@ import base64
 import html
 import json
 import zlib
-from importlib import resources
 
 import numpy as np
 
+from .page_script import SCRIPT
+from .page_style import STYLE
 from .stream import BOUNDS, TRACKS
 
 _NAMES = {
@@ -34,10 +35,6 @@ _NAMES = {
 # Categories of one categorical annotation track that get a correlation
 # column each (the most frequent ones); more would swamp the page.
 MAX_CATEGORIES = 30
-
-
-def _asset(name):
-    return resources.files("keras_lstm_gates.explore").joinpath(name).read_text(encoding="utf-8")
 
 
 def _blob(raw_bytes):
@@ -250,11 +247,11 @@ def render(explorer, max_bytes):
         "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
         # No favicon request: the page loads nothing.
         "<link rel='icon' href='data:,'>\n"
-        f"<title>{title}</title>\n<style>\n{_asset('explorer.css')}</style>\n</head>\n"
+        f"<title>{title}</title>\n<style>\n{STYLE}</style>\n</head>\n"
         "<body>\n<div id='klg-explore' class='klgx'><noscript>The explorer needs JavaScript."
         "</noscript></div>\n"
         f"<script type='application/json' id='klg-explore-data'>{data}</script>\n"
-        f"<script>\n{_asset('explorer.js')}</script>\n</body>\n</html>\n"
+        f"<script>\n{SCRIPT}</script>\n</body>\n</html>\n"
     )
 
 

@@ -1,5 +1,7 @@
-/* klg.explore: the page's styles (one self-contained file, light scheme). */
-html, body { margin: 0; background: #fff; color: #1d1d1f; }
+"""The explorer page's styles (one self-contained light scheme), kept in a
+Python module for the reasons given in :mod:`.page_script`."""
+
+STYLE = r"""html, body { margin: 0; background: #fff; color: #1d1d1f; }
 .klgx { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; padding: 12px; max-width: 1400px; margin: 0 auto; box-sizing: border-box; }
 .klgx *, .klgx *::before, .klgx *::after { box-sizing: border-box; }
 .klgx h1 { font-size: 18px; margin: 0 0 4px; }
@@ -42,3 +44,4 @@ html, body { margin: 0; background: #fff; color: #1d1d1f; }
   .klgx-panels { grid-template-columns: 1fr; }
   .klgx-text { max-height: 320px; }
 }
+"""

@@ -1,10 +1,16 @@
-/* klg.explore: the page's script.  It reads the JSON payload written by
-   keras_lstm_gates/explore/page.py (quantised tracks, tokens, labels,
-   correlations, saturation, connectivity), and runs the selection and match
-   rules of keras_lstm_gates/explore/analysis.py on the quantised values.
-   Nothing is fetched: the data is in the page, and DecompressionStream
-   inflates it.  window.klgExplorer is the handle the tests drive. */
-(function () {
+"""The explorer page's script, kept in a Python module so that it ships in
+the package's wheel with no package-data setting (and so that the notebook
+runner's cache key, which hashes the package's .py files, sees it change).
+
+It reads the JSON payload written by :mod:`keras_lstm_gates.explore.page`
+(quantised tracks, tokens, labels, correlations, saturation, connectivity)
+and runs the selection and match rules of
+:mod:`keras_lstm_gates.explore.analysis` on the quantised values.  Nothing
+is fetched: the data is in the page, and ``DecompressionStream`` inflates
+it.  ``window.klgExplorer`` is the handle the tests drive.
+"""
+
+SCRIPT = r"""(function () {
   "use strict";
   const root = document.getElementById("klg-explore");
   const data = JSON.parse(document.getElementById("klg-explore-data").textContent);
@@ -632,3 +638,4 @@
     return true;
   })();
 })();
+"""
