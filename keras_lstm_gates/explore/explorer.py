@@ -391,17 +391,15 @@ def explore(
         )
     from .. import trace as klg_trace  # public; bound after this module loads
 
+    if not lstm_layers(model):
+        raise ValueError(
+            f"explore found no LSTM layer (klg.LSTM or keras.layers.LSTM) in "
+            f"{model.name!r}; it shows the cells of LSTM layers."
+        )
     batch, time = input_grid(inputs)
-    try:
-        traces = klg_trace(model, inputs, mask=mask)
-    except ValueError as error:
-        if "found no klg.LSTM" in str(error):
-            raise ValueError(
-                f"explore found no LSTM layer (klg.LSTM or keras.layers.LSTM) in "
-                f"{model.name!r}; it shows the cells of LSTM layers."
-            ) from error
-        raise
-    traces = aligned_traces(traces, batch, time)
+    # Tokens and labels are checked before the model runs.
+    Stream(np.ones((batch, time), bool), tokens).labels(labels)
+    traces = aligned_traces(klg_trace(model, inputs, mask=mask), batch, time)
     if layers is not None:
         layers = [layers] if isinstance(layers, str) else list(layers)
         unknown = [name for name in layers if name not in traces]

@@ -293,3 +293,20 @@ def test_docs_page_embeds_the_live_explorer(site, server, browser, width):  # no
         recorder.blocked,
         recorder.failed,
     )
+
+
+def test_docs_page_states_the_measured_scale_figures():
+    """The figures on the page are benchmarks/explore_scale.py's last run
+    (docs/assets/explore/scale.json), and that run met the issue's targets
+    with a page that loaded cleanly."""
+    scale = json.loads((sitebuild.DOCS / "assets" / "explore" / "scale.json").read_text())
+    text = (sitebuild.DOCS / "study-your-model.md").read_text(encoding="utf-8")
+    assert (scale["tokens"], scale["units"], scale["tracks"]) == (50_000, 256, 6)
+    for stated in (
+        f"| {scale['file_mb']:.1f} MB |",
+        f"| {scale['load_s_median']:.2f} s |",
+        f"| {scale['selection_ms_median']:.0f} ms (at most {scale['selection_ms_max']:.0f} ms) |",
+        scale["kept"],
+    ):
+        assert stated in text, f"the page does not state {stated!r} (scale.json)"
+    assert scale["console_errors_or_requests"] == []
