@@ -95,6 +95,24 @@ def _size(blobs):
     return sum(len(b["b64"]) for b in blobs.values())
 
 
+def _estimate(explorer, bits, keep, sample_units=24):
+    """The encoded size, from every k-th unit only: deflating tens of
+    millions of values takes seconds, so a clear miss is skipped."""
+    total = 0
+    for name in explorer.layers:
+        for key, _attr, _label in TRACKS:
+            values = explorer.values(key, name)
+            step = max(1, values.shape[1] // sample_units)
+            sample = values[: keep[key], ::step]
+            lo, hi = bounds(key, values)
+            total += (
+                len(_blob(quantise(sample, lo, hi, bits))["b64"])
+                * values.shape[1]
+                / sample.shape[1]
+            )
+    return total
+
+
 def plan(explorer, max_bytes):
     """The encoded tracks that fit ``max_bytes`` (see the module's text), and
     a sentence saying what was kept."""
@@ -102,6 +120,8 @@ def plan(explorer, max_bytes):
     full = {key: n for key in explorer.TRACK_KEYS}
     budget = max_bytes - explorer._fixed_bytes()
     for bits in (8, 4):
+        if bits == 8 and _estimate(explorer, bits, full) > 1.1 * budget:
+            continue
         layers, blobs = _encode_tracks(explorer, bits, full)
         if _size(blobs) <= budget:
             return layers, blobs, f"{bits}-bit values for all {n:,} tokens"

@@ -121,8 +121,9 @@ SCRIPT = r"""(function () {
 
   // ---- colours --------------------------------------------------------------
   function mix(a, b, x) { return a.map((v, k) => Math.round(v + (b[k] - v) * x)); }
-  const WHITE = [255, 255, 255], RED = [230, 85, 50], BLUE = [55, 120, 200], GREEN = [40, 150, 90],
-    ORANGE = [240, 140, 20];
+  // Light enough at their ends for black text to stay readable on them.
+  const WHITE = [255, 255, 255], RED = [240, 120, 90], BLUE = [110, 160, 225], GREEN = [90, 185, 120],
+    ORANGE = [245, 160, 60];
   function colourOf(t, v) {
     if (!isFinite(v)) return "rgb(238,238,238)";
     let c;
