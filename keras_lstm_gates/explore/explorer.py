@@ -27,7 +27,7 @@ from .stream import (
     track_key,
 )
 
-DEFAULT_MAX_BYTES = 16_000_000
+DEFAULT_MAX_BYTES = 19_000_000
 
 
 class Explorer:
