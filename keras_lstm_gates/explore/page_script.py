@@ -636,6 +636,14 @@ SCRIPT = r"""(function () {
       }
     });
     options(labelSel, [["", "none"], ...data.labels.map((l) => [l.name, l.name])]);
+    // A link can open the page on a view: #layer=0&track=i&unit=12&label=in_string
+    const asked = new URLSearchParams(location.hash.slice(1));
+    const layer = parseInt(asked.get("layer"), 10);
+    if (layer >= 0 && layer < data.layers.length) { S.layer = layer; layerSel.value = layer; }
+    if (TRACK_LABEL[asked.get("track")] !== undefined) S.track = asked.get("track");
+    const unit = parseInt(asked.get("unit"), 10);
+    if (unit >= 0 && unit < data.layers[S.layer].units) S.unit = unit;
+    if (data.labels.some((l) => l.name === asked.get("label"))) { S.label = asked.get("label"); labelSel.value = S.label; }
     await setView();
     api.timings.readyMs = performance.now();
     root.dataset.ready = "true";
