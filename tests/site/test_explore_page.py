@@ -10,13 +10,12 @@
 * The docs page "Study your model's cells" embeds the tutorial's explorer,
   live, at 1280 and 390 px.
 
-Screenshots go to build/screenshots/explore/ for review.
+Screenshots go to build/screenshots/explorers/explore-*.png for review.
 """
 
 # ruff: noqa: F811  (pytest fixtures imported from test_browser are parameters here)
 from __future__ import annotations
 
-import base64
 import json
 import sys
 
@@ -26,13 +25,13 @@ import pytest
 import sitebuild
 import siteserver
 from test_browser import _visit, browser, open_browser, server, site  # noqa: F401 (fixtures)
+from test_browser_explorers import _resize, _shot
 
 import keras_lstm_gates as klg
 
 sys.path.insert(0, str(sitebuild.ROOT / "tests" / "core"))
 from test_explore import reference_match, reference_select, segments  # noqa: E402
 
-SHOTS = sitebuild.ROOT / "build" / "screenshots" / "explore"
 TEXT = 'x = f(a, "b c")\nif y: print("q", [1, 2])\nz = {3: (4, "5")}\n'
 READY = (
     "(() => { const r = document.getElementById('klg-explore');"
@@ -40,27 +39,11 @@ READY = (
 )
 
 
-def _shot(chromium, name, width):
-    metrics = chromium.send("Page.getLayoutMetrics")
-    height = min(int(metrics["cssContentSize"]["height"]) + 1, 6000)
-    shot = chromium.send(
-        "Page.captureScreenshot",
-        {
-            "format": "png",
-            "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
-        },
-        timeout=60,
-    )
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    (SHOTS / name).write_bytes(base64.b64decode(shot["data"]))
-
-
-def _resize(chromium, width):
-    chromium.send(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600},
-    )
+def _step(chromium):
+    """The quantisation step of the page's h track (8-bit codes)."""
+    data = json.loads(chromium.evaluate("document.getElementById('klg-explore-data').textContent"))
+    spec = data["layers"][0]["tracks"]["h"]
+    return (spec["hi"] - spec["lo"]) / ((1 << spec["bits"]) - 1)
 
 
 @pytest.fixture(scope="module")
@@ -136,15 +119,12 @@ def test_saved_page_opens_offline(page):
     assert recorder.requests == [base + "explore.html"], recorder.requests
     shown = chromium.evaluate("document.querySelectorAll('.klgx-tok').length")
     assert shown == len(explorer.tokens)
-    _shot(chromium, "saved-1280.png", 1280)
+    _shot(chromium, "explore-saved-1280.png", 1280)
 
 
 def test_selection_and_match_in_the_page_agree_with_numpy(page):
     chromium, recorder, _, explorer, hidden = page
-    spec = json.loads(chromium.evaluate("document.getElementById('klg-explore-data').textContent"))[
-        "layers"
-    ][0]["tracks"]["h"]
-    step = (spec["hi"] - spec["lo"]) / 255
+    step = _step(chromium)
     seg = segments(explorer.sample)[0]
     checked = ordered = selections = 0
     for start, end in RANGES:
@@ -188,10 +168,7 @@ def test_selection_and_match_in_the_page_agree_with_numpy(page):
 
 def test_clicking_two_tokens_lists_the_selected_units(page):
     chromium, recorder, _, explorer, hidden = page
-    spec = json.loads(chromium.evaluate("document.getElementById('klg-explore-data').textContent"))[
-        "layers"
-    ][0]["tracks"]["h"]
-    step = (spec["hi"] - spec["lo"]) / 255
+    step = _step(chromium)
     seg = segments(explorer.sample)[0]
     found = None
     for start, end in RANGES:
@@ -241,7 +218,7 @@ def test_saved_page_at_390_px(page):
     overflow = chromium.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
-    _shot(chromium, "saved-390.png", 390)
+    _shot(chromium, "explore-saved-390.png", 390)
     _resize(chromium, 1280)
     assert overflow <= 0, f"the page scrolls sideways by {overflow} px at 390 px"
     assert recorder.console == [], recorder.console
@@ -286,7 +263,7 @@ def test_docs_page_embeds_the_live_explorer(site, server, browser, width):  # no
         ".querySelectorAll('.klgx-tok.klgx-sel').length"
     )
     assert marked == 5
-    _shot(chromium, f"docs-{width}.png", width)
+    _shot(chromium, f"explore-docs-{width}.png", width)
     _resize(chromium, 1280)
     assert recorder.console == [] and recorder.blocked == [] and recorder.failed == [], (
         recorder.console,
