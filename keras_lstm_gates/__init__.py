@@ -9,6 +9,7 @@
 from .cell import LSTMCell
 from .check import check
 from .convert import convert
+from .explore import Explorer, explore
 from .gates import (
     CandidateMemory,
     ForgetGate,
@@ -21,6 +22,7 @@ from .gates import (
 from .initializers import ChronoInitializer, FusedSlice
 from .interop import get_fused_weights, set_gates_from_fused, split_fused_weights
 from .layer import LSTM
+from .lstmvis import export_lstmvis
 from .monitor import GateMonitor
 from .torch_import import from_torch, to_torch, to_torch_state_dict
 from .traces import GateTrace, GateTraces
@@ -35,6 +37,9 @@ __all__ = [
     "GateTrace",
     "GateTraces",
     "GateMonitor",
+    "explore",
+    "Explorer",
+    "export_lstmvis",
     "LSTM",
     "LSTMCell",
     "Gate",
