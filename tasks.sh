@@ -72,6 +72,10 @@ case "${1:-}" in
   demo)
     setup_python
     shift
+    # TensorFlow reads these when the package imports it, before the demo's
+    # own code runs: without them its log lines come first.
+    export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-3}
+    export TF_ENABLE_ONEDNN_OPTS=${TF_ENABLE_ONEDNN_OPTS:-0}
     KERAS_BACKEND=${KERAS_BACKEND:-tensorflow} python -m keras_lstm_gates.demo "$@"
     ;;
   test)

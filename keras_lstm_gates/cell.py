@@ -18,7 +18,7 @@ from keras.layers import Layer
 from keras.saving import register_keras_serializable
 
 from . import compat, fused_options, parts, saved_parts
-from .gates import PACKAGE, PART_CLASSES, PART_OPTIONS, derivative_from_value
+from .gates import PACKAGE, PART_CLASSES, PART_OPTIONS, derivative_from_value, native
 from .initializers import ChronoInitializer, FusedSlice
 from .options import Option, assign, config_of, takes
 from .parts import PARTS
@@ -228,6 +228,7 @@ class LSTMCell(compat.ExtraLosses, Layer, compat.dropout_rnn_cell()):
         self.candidate = self.gates["candidate"]
         self.output_gate = self.gates["output_gate"]
         self.output_activation = activations.linear if self.spec.output_linear else self.activation
+        self._native_output_activation = native(self.output_activation)
         carried = self.spec.carried_gate_units
         self.state_size = [self.units] * 2 + ([carried * self.units] if carried else [])
         self.output_size = self.units
@@ -432,16 +433,17 @@ class LSTMCell(compat.ExtraLosses, Layer, compat.dropout_rnn_cell()):
         gate recurrence).  Returns ``(h, c, values)``, ``values`` mapping
         every part to its value (ones for a removed gate).
         """
+        spec, gates = self.spec, self.gates
         if not isinstance(z, dict):
-            z = parts.split(z, self.units, self.spec.present_gates)
+            z = parts.split(z, self.units, spec.present_gates)
 
         def gate(name, cell_state):
-            part = self.gates[name]
+            part = gates[name]
             return None if part is None else part.activate(z[name], cell_state, previous_gates)
 
         i = gate("input_gate", c_prev)
-        f = 1.0 - i if self.spec.coupled else gate("forget_gate", c_prev)
-        g = self.candidate.activate(z["candidate"])
+        f = 1.0 - i if spec.coupled else gate("forget_gate", c_prev)
+        g = gates["candidate"].activate(z["candidate"])
         written = g if i is None else i * g
         c = c_prev + written if f is None else f * c_prev + written
         o = gate("output_gate", c)
@@ -459,7 +461,7 @@ class LSTMCell(compat.ExtraLosses, Layer, compat.dropout_rnn_cell()):
         shows it, squashed by the output activation, times the output gate
         (``o`` is ``None`` without one)."""
         shown = c if self.output_gate is None else self.output_gate.state_shown(c)
-        squashed = self.output_activation(shown)
+        squashed = self._native_output_activation(shown)
         return squashed if o is None else o * squashed
 
     def carried_gates(self, values):
@@ -502,7 +504,7 @@ class LSTMCell(compat.ExtraLosses, Layer, compat.dropout_rnn_cell()):
         the part's own :meth:`~keras_lstm_gates.Gate.derivative`.
         """
         i, f, g, o = (values[n] for n in PARTS)
-        squashed = self.output_activation(c)
+        squashed = self._native_output_activation(c)
         return {
             "input_gate": g * self.input_gate.derivative(i),
             "forget_gate": c_prev * self.forget_gate.derivative(f),

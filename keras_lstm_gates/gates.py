@@ -112,6 +112,40 @@ def check_gate_activation(activation, gate="gate"):
     )
 
 
+def native(activation):
+    """The running backend's own function for Keras's ``sigmoid`` and
+    ``tanh`` (Keras calls it and returns its result), else ``activation``
+    itself.  Inside a Python loop Keras's dispatch costs more than the op;
+    in a compiled graph the two are the same op."""
+    import keras
+
+    name = keras.backend.backend()
+    if activation not in (activations.sigmoid, activations.tanh) or name not in _NATIVE:
+        return activation
+    return _NATIVE[name](activation is activations.sigmoid)
+
+
+def _torch_activation(sigmoid):
+    import torch
+
+    return torch.sigmoid if sigmoid else torch.tanh
+
+
+def _jax_activation(sigmoid):
+    import jax
+
+    return jax.nn.sigmoid if sigmoid else jax.numpy.tanh
+
+
+def _tf_activation(sigmoid):
+    import tensorflow as tf
+
+    return tf.sigmoid if sigmoid else tf.tanh
+
+
+_NATIVE = {"torch": _torch_activation, "jax": _jax_activation, "tensorflow": _tf_activation}
+
+
 def derivative_from_value(activation):
     """``d activation / dz`` as a function of the activation's value, for
     the activations whose derivative is one (sigmoid, tanh), else ``None``."""
@@ -190,6 +224,7 @@ def _init(activation):
         self._options = options
         assign(self, options, given, self.name)
         self.activation = self.check_activation(self.activation)
+        self._native_activation = native(self.activation)
 
     return __init__
 
@@ -338,7 +373,7 @@ class Gate(Layer):
             z = z + self.peephole * cell_state
         if self.recurrent_gate_dim:
             z = z + ops.matmul(previous_gates, self.gate_recurrent_kernel)
-        return self.activation(z)
+        return self._native_activation(z)
 
     def derivative(self, value):
         """``d activate / dz`` at an output ``value`` of :meth:`activate`,

@@ -61,6 +61,8 @@ def split(fused, units, names=PARTS, axis=-1):
         )
     if len(names) == 1:
         return {names[0]: fused}
+    if axis == -1:
+        return {name: fused[..., k * units : (k + 1) * units] for k, name in enumerate(names)}
     index = [slice(None)] * len(fused.shape)
     blocks = {}
     for k, name in enumerate(names):

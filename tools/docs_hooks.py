@@ -57,6 +57,15 @@ AUTO_SECTIONS = ("variants/",)
 # (page, title, module, source file): API pages made only when the module exists.
 OPTIONAL_API = (
     ("api/tracing.md", "Tracing", "keras_lstm_gates.tracing", "keras_lstm_gates/tracing.py"),
+    ("api/traces.md", "Gate traces", "keras_lstm_gates.traces", "keras_lstm_gates/traces.py"),
+    (
+        "api/explore.md",
+        "Explore",
+        "keras_lstm_gates.explore.explorer",
+        "keras_lstm_gates/explore/explorer.py",
+    ),
+    ("api/lstmvis.md", "LSTMVis export", "keras_lstm_gates.lstmvis", "keras_lstm_gates/lstmvis.py"),
+    ("api/parts.md", "Parts", "keras_lstm_gates.parts", "keras_lstm_gates/parts.py"),
     ("api/plots.md", "Plots", "keras_lstm_gates.plots", "keras_lstm_gates/plots.py"),
     (
         "api/torch_import.md",

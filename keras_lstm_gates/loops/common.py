@@ -88,7 +88,7 @@ def value_derivatives(cell, values):
     return [cell.gates[n].derivative(v) for n, v in zip(PARTS, values)]
 
 
-def backward_step(cell, carry, step, recurrent, return_gates, masked):
+def backward_step(cell, carry, step, recurrent, return_gates, masked, where=ops.where):
     """One step of a fused backward loop, the same on every backend.
 
     ``carry`` is ``(dh, dc)`` from step ``t + 1``; ``step`` is
@@ -98,8 +98,9 @@ def backward_step(cell, carry, step, recurrent, return_gates, masked):
     cotangent of the recorded cell state, those of the recorded part values
     times their derivatives (a list), and the mask.  ``recurrent(dz)`` is
     ``sum dz W_h^T`` over the parts.  A masked step passes ``dh`` and ``dc``
-    through and has no ``dz``.  Returns ``dz`` (a list), ``dh_(t-1)`` and
-    ``dc_(t-1)``.
+    through and has no ``dz``; ``where`` is the backend's own ``where`` (in a
+    Python loop Keras's dispatch costs more than the op).  Returns ``dz`` (a
+    list), ``dh_(t-1)`` and ``dc_(t-1)``.
     """
     dh_next, dc_next = carry
     dh_out, factors, extra = step
@@ -112,9 +113,9 @@ def backward_step(cell, carry, step, recurrent, return_gates, masked):
     if not masked:
         return dz, recurrent(dz), dc_prev
     m = extra.pop(0)
-    dz = [ops.where(m, d, ops.zeros_like(d)) for d in dz]
-    dh_prev = recurrent(dz) + ops.where(m, ops.zeros_like(dh), dh)
-    return dz, dh_prev, ops.where(m, dc_prev, dc)
+    dz = [where(m, d, 0.0) for d in dz]
+    dh_prev = recurrent(dz) + where(m, 0.0, dh)
+    return dz, dh_prev, where(m, dc_prev, dc)
 
 
 def python_scan(fn, carry, xs):

@@ -125,7 +125,7 @@ def _torch_function():
 
                 step = (dhs[t], factors_t[t], extra_t[t])
                 _, dh_prev, dc_prev = common.backward_step(
-                    cell, carry, step, recurrent, return_gates, mask is not None
+                    cell, carry, step, recurrent, return_gates, mask is not None, torch.where
                 )
                 carry = (dh_prev, dc_prev)
             flat_dz = dz.view(steps * batch, len(PARTS) * units)

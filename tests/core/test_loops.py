@@ -250,7 +250,9 @@ def test_kernel_inside_tf_function(
     args = [tf.constant(a) for a in random_problem(rng)]
     mask = tf.constant(random_mask(rng, 6, 3)) if masked else None
 
-    @tf.function(jit_compile=jit_compile)
+    # The loops are graph code: AutoGraph, which would rewrite their Python
+    # control flow, is off, as in the tf.functions Keras and the loops make.
+    @tf.function(jit_compile=jit_compile, autograph=False)
     def compiled(*a):
         with tf.GradientTape() as tape:
             tape.watch(a)

@@ -131,9 +131,6 @@ def _docstrings():
                 yield f"klg.{label}", doc
 
 
-@pytest.mark.xfail(
-    strict=False, reason="the package's docstrings move to the notation in the core rewrite"
-)
 def test_docstrings_follow_the_notation():
     problems = []
     for where, doc in _docstrings():
