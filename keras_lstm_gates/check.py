@@ -11,9 +11,11 @@ For a fixed set of configurations it builds a model with
 reports, for each:
 
 * the execution path each layer takes, observed while the model runs
-  (``cudnn``; klg's ``fused-loop`` with its hand-written backward pass or its
-  autodiff ``scan-loop``; Keras's generic ``rnn-loop``, or on PyTorch its
-  ``backend-lstm`` fallback kernel), and why klg did not take cuDNN;
+  (``cudnn``; on PyTorch, klg's ``onednn``, PyTorch's own kernel; klg's
+  ``fused-loop`` with its hand-written backward pass or its autodiff
+  ``scan-loop``; Keras's generic ``rnn-loop``, or on PyTorch its
+  ``backend-lstm`` fallback kernel), and why klg did not take cuDNN (and,
+  on PyTorch, its kernel);
 * parity with ``keras.layers.LSTM`` on the same device: outputs, final
   states, and the gradients of one SGD step (the weight change, in Keras's
   fused layout), against the tolerances of the project's parity tests
@@ -137,9 +139,15 @@ class PathSpy:
 
     @contextlib.contextmanager
     def watching(self):
+        import keras
+
         from . import compat, loops
 
         patched = [(loops, "fused_sequence", "fused-loop"), (loops, "scan", "scan-loop")]
+        if keras.backend.backend() == "torch":
+            from .loops import torch as torch_loops
+
+            patched.append((torch_loops, "native_sequence", "onednn"))
         originals = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in patched]
         for (obj, attr, label), (_, _, original) in zip(patched, originals):
             setattr(obj, attr, self._wrap(original, label))
@@ -173,7 +181,7 @@ def _klg_path(events, model):
     lstms = [layer for layer in _walk(model) if isinstance(layer, LSTM)]
     if any(layer.unroll for layer in lstms):
         return "unrolled"
-    for label in ("cudnn", "fused-loop", "scan-loop"):
+    for label in ("cudnn", "onednn", "fused-loop", "scan-loop"):
         if label in events:
             return label
     return "unknown"
@@ -190,21 +198,26 @@ def _keras_path(events):
 
 
 def _klg_reason(model, path):
+    """Why klg did not take cuDNN, and on PyTorch why not its own kernel."""
+    import keras
+
     from .layer import LSTM
-    from .sequence import gpu_available
+    from .sequence import gpu_available, onednn_unsupported_reason
 
     if path == "cudnn":
         return ""
-    for layer in _walk(model):
-        if isinstance(layer, LSTM):
-            reason = layer.cudnn_unsupported_reason()
-            if reason:
-                return reason
-            if layer.use_cudnn is False:
-                return "use_cudnn=False"
-    if not gpu_available():
-        return "no GPU"
-    return "the mask is not right-padded"
+    lstms = [layer for layer in _walk(model) if isinstance(layer, LSTM)]
+    reason = next((r for r in (layer.cudnn_unsupported_reason() for layer in lstms) if r), None)
+    if reason is None and any(layer.use_cudnn is False for layer in lstms):
+        reason = "use_cudnn=False"
+    if reason is None:
+        reason = "no GPU" if not gpu_available() else "the mask is not right-padded"
+    if keras.backend.backend() == "torch" and path != "onednn":
+        why = (onednn_unsupported_reason(layer) for layer in lstms)
+        reason += "; PyTorch's kernel: " + next(
+            (r for r in why if r), "the mask is not right-padded in the order the layer reads"
+        )
+    return reason
 
 
 def _walk(model):

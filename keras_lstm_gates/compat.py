@@ -226,6 +226,26 @@ def tf_higher_order_possible(*tensors):
 # -- PyTorch ----------------------------------------------------------------------
 
 
+def torch_lstm():
+    """PyTorch's own LSTM kernel, the function ``torch.nn.LSTM`` calls
+    (``torch._VF.lstm``, also bound as ``torch.lstm``): oneDNN on a CPU,
+    cuDNN on CUDA.  Called as ``torch_lstm()(x, (h0, c0), [w_ih, w_hh, b_ih,
+    b_hh], has_biases, num_layers, dropout, train, bidirectional,
+    batch_first)``, or with a packed sequence as ``(data, batch_sizes, (h0,
+    c0), params, has_biases, num_layers, dropout, train, bidirectional)``;
+    returns ``(output, h_n, c_n)``."""
+    import torch
+
+    return torch._VF.lstm
+
+
+def torch_onednn_available():
+    """Whether PyTorch's CPU kernels can use oneDNN (MKL-DNN)."""
+    import torch
+
+    return torch.backends.mkldnn.is_available()
+
+
 def torch_exporting():
     """Whether PyTorch is recording a graph to export: TorchScript tracing
     (``torch.onnx.export``'s default route), the ONNX exporter, or

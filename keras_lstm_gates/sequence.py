@@ -7,9 +7,12 @@ runs the loop of :mod:`keras_lstm_gates.loops` and decides, in one place,
 what the layer outputs at masked steps (:func:`_masked_outputs`) and what
 ``return_gates`` records there.
 
-Three kernels:
+Four kernels:
 
 * ``"cudnn"``: the cuDNN kernel behind ``keras.layers.LSTM``, on a GPU;
+* ``"onednn"``: on the PyTorch backend, PyTorch's own LSTM kernel (the one
+  ``torch.nn.LSTM`` calls: oneDNN on a CPU), with the parts' weights joined
+  at call time; a right-padded mask packs the sequence;
 * ``"fused"``: the loops with a hand-written backward pass
   (:meth:`~keras_lstm_gates.LSTMCell.step_derivatives`), for the cells with
   no :meth:`~keras_lstm_gates.LSTMCell.plain_lstm_reason`;
@@ -17,8 +20,9 @@ Three kernels:
   activations, recurrent dropout, ``unroll``): the backend's autodiff
   differentiates :meth:`~keras_lstm_gates.LSTMCell.step` in a loop.
 
-All three compute each step with the cell's one step, the first through
-Keras's cuDNN call of the same equations.
+The last two compute each step with the cell's one step; the first two
+are the same equations in C++ kernels, for the cells whose step they are
+(no :meth:`~keras_lstm_gates.LSTMCell.plain_lstm_reason`).
 """
 
 from keras import backend, ops
@@ -26,7 +30,7 @@ from keras import backend, ops
 from . import compat, loops
 from .parts import PARTS, TRACED
 
-KERNELS = ("cudnn", "fused", "stepwise")
+KERNELS = ("cudnn", "onednn", "fused", "stepwise")
 _LOOP_BACKENDS = ("jax", "tensorflow", "torch")
 
 
@@ -120,16 +124,34 @@ def fused_unsupported_reason(layer, training=False):
     return None
 
 
-def kernel_for(layer, training=False):
-    """The kernel a call of ``layer`` takes (the cuDNN kernel can still
-    refuse at run time, a mask that is not right-padded, and then the call
-    falls back to the next)."""
+def onednn_unsupported_reason(layer, training=False, return_gates=None):
+    """Why a call of ``layer`` cannot run PyTorch's own LSTM kernel, or
+    ``None``.  (A mask that is not right-padded, or a tensor that kernel does
+    not run fast, is found at run time, and the call runs the fused loop.)"""
+    if backend.backend() != "torch":
+        return "PyTorch's LSTM kernel runs on the torch backend only"
+    reason = fused_unsupported_reason(layer, training)
+    if reason is not None:
+        return reason
+    if layer.return_gates if return_gates is None else return_gates:
+        return "return_gates needs the per-step gate values"
+    if not gpu_available() and not compat.torch_onednn_available():
+        return "this PyTorch has no oneDNN"
+    return None
+
+
+def kernel_for(layer, training=False, return_gates=None):
+    """The kernel a call of ``layer`` takes (the cuDNN and PyTorch kernels can
+    still refuse at run time, a mask that is not right-padded, and then the
+    call falls back to the fused loop)."""
     if (
         layer.use_cudnn in ("auto", True)
         and cudnn_unsupported_reason(layer) is None
         and gpu_available()
     ):
         return "cudnn"
+    if onednn_unsupported_reason(layer, training, return_gates) is None:
+        return "onednn"
     return "fused" if fused_unsupported_reason(layer, training) is None else "stepwise"
 
 
@@ -148,8 +170,8 @@ def run(layer, sequences, initial_state, mask, training, return_gates):
     """
     cell = layer.cell
     mask = sequence_mask(mask, sequences.shape)
-    kernel = kernel_for(layer, training)
-    if kernel == "cudnn" and not return_gates:
+    kernel = kernel_for(layer, training, return_gates)
+    if kernel == "cudnn":
         try:
             return _run_cudnn(layer, sequences, initial_state, mask, training)
         except NotImplementedError:
@@ -185,9 +207,15 @@ def run(layer, sequences, initial_state, mask, training, return_gates):
         x = ops.flip(x, axis=0)
         mask = None if mask is None else ops.flip(mask, axis=0)
     states = [ops.cast(s, dtype) for s in initial_state]
+    if kernel == "onednn":
+        hs = _run_native(layer, x, states, mask, training)
+        if hs is not None:
+            hs, states, cs, values = hs
+        else:
+            kernel = "fused"
     if kernel == "fused":
         hs, states, cs, values = _run_fused(layer, x, states, mask, return_gates)
-    else:
+    elif kernel == "stepwise":
         hs, states, cs, values = _run_stepwise(
             layer, x, states, mask, return_gates, input_masks, recurrent_masks
         )
@@ -223,6 +251,37 @@ def _run_fused(layer, x, states, mask, return_gates):
     h_last = hs[:, -1] if layer.return_sequences else hs
     cs, values = (out[2], out[3]) if return_gates else (None, None)
     return hs, [h_last, c_last], cs, values
+
+
+def _run_native(layer, x, states, mask, training):
+    """PyTorch's own kernel (:func:`keras_lstm_gates.loops.torch.native_sequence`):
+    ``(hs, states, None, None)`` as :func:`_run_fused`, or ``None`` where it
+    does not run this call (a mask that is not right-padded, a tensor its
+    fast kernels do not take, a graph being exported with a mask)."""
+    from .loops import torch as torch_loops
+
+    lengths = None
+    if not torch_loops.native_available(x):
+        return None
+    if mask is not None:
+        if compat.torch_exporting():
+            return None
+        lengths = torch_loops.right_padded_lengths(mask)
+        if lengths is None:
+            return None
+    cell = layer.cell
+    gates = [cell.gates[n] for n in PARTS]
+    ws = [ops.convert_to_tensor(g.kernel) for g in gates]
+    us = [ops.convert_to_tensor(g.recurrent_kernel) for g in gates]
+    bs = [
+        ops.convert_to_tensor(g.bias) if cell.use_bias else ops.zeros((cell.units,), x.dtype)
+        for g in gates
+    ]
+    hs, c_last = torch_loops.native_sequence(
+        x, ws, bs, us, states[0], states[1], lengths, training, layer.return_sequences
+    )
+    h_last = hs[:, -1] if layer.return_sequences else hs
+    return hs, [h_last, c_last], None, None
 
 
 def _run_stepwise(layer, x, states, mask, return_gates, input_masks, recurrent_masks):

@@ -236,6 +236,8 @@ def _callers():
         _TORCH["callers"] = {
             "apply": torch.compiler.disable(function.apply),
             "infer": torch.compiler.disable(_forward_loop),
+            # Dynamo cannot trace PyTorch's oneDNN LSTM op (mkldnn_rnn_layer).
+            "native": torch.compiler.disable(_native_sequence),
         }
     return _TORCH["callers"]
 
@@ -262,6 +264,86 @@ def fused_sequence(cell, x, ws, bs, us, h0, c0, mask, return_gates, return_seque
         return hs, out[1]
     _, c_last, cs, values = out
     return hs, c_last, cs, list(values.split(int(u.shape[0]), dim=-1))
+
+
+def native_available(x):
+    """Whether PyTorch's own LSTM kernel runs ``x`` fast: on CUDA (cuDNN), or
+    a float32 or bfloat16 CPU tensor with oneDNN."""
+    import torch
+
+    if x.is_cuda:
+        return True
+    return compat.torch_onednn_available() and x.dtype in (torch.float32, torch.bfloat16)
+
+
+def right_padded_lengths(mask):
+    """The length of each row of a time-major ``(time, batch, 1)`` mask
+    whose every row is right-padded (its steps first, then only padding)
+    and not empty, else ``None``."""
+    import torch
+
+    steps = mask[..., 0]
+    lengths = steps.sum(0)
+    if bool((lengths == 0).any()):
+        return None
+    expected = torch.arange(steps.shape[0], device=steps.device)[:, None] < lengths[None]
+    return lengths if bool(torch.equal(expected, steps)) else None
+
+
+def native_sequence(x, ws, bs, us, h0, c0, lengths, training, return_sequences):
+    """See :func:`_native_sequence`; out of torch.compile's reach except when
+    a graph is exported, where it is what the exporter writes as ONNX's LSTM
+    operator."""
+    if compat.torch_exporting():
+        return _native_sequence(x, ws, bs, us, h0, c0, lengths, training, return_sequences)
+    return _callers()["native"](x, ws, bs, us, h0, c0, lengths, training, return_sequences)
+
+
+def _native_sequence(x, ws, bs, us, h0, c0, lengths, training, return_sequences):
+    """PyTorch's own LSTM kernel (``torch.nn.LSTM``'s: oneDNN on a CPU, cuDNN
+    on CUDA) over a time-major sequence, with the parts' weights joined at
+    call time in its layout (rows in :data:`~keras_lstm_gates.parts.PARTS`
+    order); autograd splits the gradients back into the parts.  It computes
+    the plain LSTM, whose step is :meth:`~keras_lstm_gates.LSTMCell.step` of
+    a cell with no ``plain_lstm_reason``, in C++.
+
+    With ``lengths`` (a right-padded mask, see :func:`right_padded_lengths`)
+    the rows are packed, so that each stops at its length, and the carried
+    ``h`` repeats its last value over the padding.  Returns ``(hs, c_last)``
+    as :func:`fused_sequence` does.
+    """
+    import torch
+    from torch.nn.utils import rnn
+
+    lstm = compat.torch_lstm()
+    params = [
+        torch.cat(list(ws), dim=-1).t(),
+        torch.cat(list(us), dim=-1).t(),
+        torch.cat(list(bs), dim=-1),
+    ]
+    params.append(torch.zeros_like(params[2]))  # PyTorch's second bias
+    state = (h0[None], c0[None])
+    training = bool(training)  # Keras passes None outside fit
+    if lengths is None:
+        out, _, c_last = lstm(x, state, params, True, 1, 0.0, training, False, False)
+        c_last = c_last[0]
+        h_last = out[-1]
+    else:
+        packed = rnn.pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+        order, back = packed.sorted_indices, packed.unsorted_indices
+        state = tuple(s.index_select(1, order) for s in state)
+        data, h_n, c_n = lstm(
+            packed.data, packed.batch_sizes, state, params, True, 1, 0.0, training, False
+        )
+        out, _ = rnn.pad_packed_sequence(
+            rnn.PackedSequence(data, packed.batch_sizes, order, back), total_length=x.shape[0]
+        )
+        h_last, c_last = h_n[0].index_select(0, back), c_n[0].index_select(0, back)
+        # The carried h over the padding is the last step's.
+        steps = torch.arange(x.shape[0], device=x.device)[:, None, None]
+        out = torch.where(steps < lengths.to(x.device)[None, :, None], out, h_last[None])
+    hs = out.transpose(0, 1) if return_sequences else h_last
+    return hs, c_last
 
 
 def scan(fn, carry, xs, num_ys):

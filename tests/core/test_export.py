@@ -11,6 +11,7 @@ missing the test is skipped with the reason.
 
 import importlib.util
 import sys
+import warnings
 from pathlib import Path
 
 import keras
@@ -333,18 +334,39 @@ def test_exports_multiplying_gate_by_gate(rng, tmp_path, monkeypatch, config):
     assert_close(got, expected, f"ONNX {config}, gate by gate")
 
 
-@pytest.mark.parametrize("options", [{}, {"variant": "CIFG"}], ids=["vanilla", "CIFG"])
-def test_onnx_torch_warns_on_an_unknown_sequence_length(rng, tmp_path, options):
-    # PyTorch's exporter unrolls the loop over the traced length, and Keras
-    # traces a None length as 1: the artifact would compute one step.
+def test_onnx_torch_warns_on_an_unknown_sequence_length(rng, tmp_path):
+    # PyTorch's exporter unrolls klg's step loop over the traced length, and
+    # Keras traces a None length as 1: the artifact would compute one step.
     if BACKEND != "torch":
         pytest.skip("the loop is unrolled by PyTorch's exporter only")
     needs_onnx()
     inputs = keras.Input((None, FEATURES))
-    model = keras.Model(inputs, klg.LSTM(UNITS, **options)(inputs))
+    model = keras.Model(inputs, klg.LSTM(UNITS, variant="CIFG")(inputs))
     model(data(rng))
     with pytest.warns(UserWarning, match="sequence length of 1"):
         export_onnx(model, tmp_path, "unknown_length")
+
+
+def test_onnx_torch_plain_lstm_is_one_lstm_node(rng, tmp_path):
+    # The plain LSTM runs PyTorch's own kernel, which the exporter writes as
+    # ONNX's LSTM operator: no unrolled loop, and any sequence length.
+    if BACKEND != "torch":
+        pytest.skip("PyTorch's LSTM kernel is the torch backend's")
+    needs_onnx()
+    import onnx
+
+    inputs = keras.Input((None, FEATURES))
+    model = keras.Model(inputs, klg.LSTM(UNITS, return_sequences=True)(inputs))
+    model(data(rng))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*sequence length of 1.*")
+        path = export_onnx(model, tmp_path, "lstm_node")
+    ops_used = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "LSTM" in ops_used and "Loop" not in ops_used, sorted(ops_used)
+    for steps in (3, 7):
+        x = data(rng, steps=steps)
+        _, (got,) = onnx_run(path, x)
+        assert_close(got, to_numpy(model(x)), f"ONNX LSTM node, {steps} steps")
 
 
 def test_onnx_variant_and_gates_match_reference(rng, tmp_path):

@@ -447,7 +447,10 @@ def test_plain_configuration_takes_the_fused_loop(monkeypatch, rng):
     klg.LSTM(4)(x)
     klg.LSTM(4, return_gates=True)(x)
     klg.LSTM(4, use_bias=False)(x)
-    assert calls == [False, True, False]
+    # On PyTorch the plain LSTM runs PyTorch's own kernel unless the call
+    # records the gates.
+    expected = [True] if BACKEND == "torch" else [False, True, False]
+    assert calls == expected
     for config in (
         {"recurrent_activation": "hard_sigmoid"},
         {"variant": "CIFG"},
@@ -457,7 +460,7 @@ def test_plain_configuration_takes_the_fused_loop(monkeypatch, rng):
     ):
         klg.LSTM(4, **config)(x)
     klg.LSTM(4, recurrent_dropout=0.5)(x, training=True)
-    assert calls == [False, True, False], "a non-plain configuration took the fused loop"
+    assert calls == expected, "a non-plain configuration took the fused loop"
 
 
 def test_plain_lstm_reason():
@@ -510,3 +513,30 @@ def test_scan_collects_every_output():
     np.testing.assert_allclose(to_numpy(sums)[:, 0], [1.0, 2.0, 3.0, 4.0])
     np.testing.assert_allclose(to_numpy(doubled)[:, 1], [2.0, 4.0, 6.0, 8.0])
     np.testing.assert_allclose(to_numpy(final[0]), [4.0, 4.0])
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's own LSTM kernel")
+def test_torch_kernel_takes_unmasked_and_right_padded_calls(monkeypatch, rng):
+    from keras_lstm_gates.loops import torch as torch_loops
+
+    calls = []
+    original = torch_loops.native_sequence
+
+    def counting(*args, **kwargs):
+        calls.append(args[6] is not None)  # packed: a right-padded mask
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch_loops, "native_sequence", counting)
+    x = rng.normal(size=(3, 6, 2)).astype("float32")
+    right = np.ones((3, 6), bool)
+    right[0, 4:] = False
+    holes = right.copy()
+    holes[1, 2] = False
+    layer = klg.LSTM(4, return_sequences=True)
+    layer(x)
+    layer(x, mask=right)
+    assert calls == [False, True]
+    layer(x, mask=holes)  # a hole: the fused loop
+    klg.LSTM(4, go_backwards=True)(x, mask=right)  # left-padded as read: the fused loop
+    klg.LSTM(4, recurrent_dropout=0.3)(x, training=True)  # a mask per step: the fused loop
+    assert calls == [False, True]
