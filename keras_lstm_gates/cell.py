@@ -200,10 +200,12 @@ class LSTMCell(compat.ExtraLosses, Layer, compat.dropout_rnn_cell()):
                     f"gate_options: variant {self.spec.name!r} has no {gate}, so it cannot "
                     "take options."
                 )
-        # As keras.layers.LSTMCell: recurrent dropout means one mask per gate.
-        if self.recurrent_dropout:
+        # As keras.layers.LSTMCell: where Keras draws one mask per gate,
+        # recurrent dropout means one mask per gate.
+        per_part = compat.per_part_dropout_masks()
+        if self.recurrent_dropout and per_part:
             self.implementation = 1
-        if self.implementation == 1:
+        if self.implementation == 1 and per_part:
             self.dropout_mask_count = len(PARTS)  # read by DropoutRNNCell, in PARTS order
         self.seed_generator = keras_random.SeedGenerator(seed=self.seed)
         self._check_bias_options()

@@ -28,6 +28,15 @@ def dropout_rnn_cell():
     return DropoutRNNCell
 
 
+def per_part_dropout_masks():
+    """Whether the installed Keras draws one dropout mask per gate for
+    ``implementation=1`` (its ``DropoutRNNCell`` reads
+    ``dropout_mask_count``), and sets ``implementation=1`` when
+    ``recurrent_dropout > 0``.  Earlier Keras 3 releases draw one mask
+    shared by the gates whatever the implementation."""
+    return hasattr(dropout_rnn_cell(), "_create_dropout_mask")
+
+
 class ExtraLosses:
     """A mixin for layers whose ``extra_losses()`` (a list of scalars) Keras
     counts with their own losses, as it counts the regularizers of their
@@ -150,9 +159,13 @@ def unsafe_deserialization():
 
 def h5_group_of(store):
     """``(h5py file, path)`` of the group an HDF5 weights store reads a
-    layer's variables from, or ``None`` for other stores (``.npz``)."""
+    layer's variables from, or ``None`` for other stores (``.npz``).  Recent
+    Keras releases hand the layer the store itself, which keeps the path in
+    ``_h5_entry_path``; earlier ones an entry with ``h5_file`` and ``path``."""
     h5 = getattr(store, "h5_file", None)
     path = getattr(store, "_h5_entry_path", None)
+    if path is None and not hasattr(store, "_h5_entry_path"):
+        path = getattr(store, "path", None)
     if h5 is None or not path or path not in h5:
         return None
     return h5, path

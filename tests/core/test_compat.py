@@ -184,3 +184,15 @@ def test_torch_exporting_under_tracing():
     f(torch.zeros(2))
     torch.jit.trace(f, torch.zeros(2))
     assert seen[0] is False and True in seen[1:]
+
+
+def test_per_part_dropout_masks_is_what_keras_draws():
+    cell_class = compat.dropout_rnn_cell()
+
+    class Cell(cell_class):
+        dropout, recurrent_dropout = 0.5, 0.0
+        dropout_mask_count = 4
+        seed_generator = keras.random.SeedGenerator(1)
+
+    mask = Cell().get_dropout_mask(keras.ops.ones((2, 8)))
+    assert isinstance(mask, list) == compat.per_part_dropout_masks()
