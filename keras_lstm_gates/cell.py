@@ -21,7 +21,7 @@ from . import compat, fused_options, parts, saved_parts
 from .gates import PACKAGE, PART_CLASSES, PART_OPTIONS, derivative_from_value, native
 from .initializers import ChronoInitializer, FusedSlice
 from .options import Option, assign, config_of, takes
-from .parts import PARTS
+from .parts import GATES, PARTS
 from .variants import VariantSpec
 
 
@@ -471,9 +471,7 @@ class LSTMCell(compat.ExtraLosses, Layer, compat.dropout_rnn_cell()):
         ``c`` (FGR's ``[i, f, o]``), or ``None``."""
         if not self.spec.carried_gate_units:
             return None
-        return ops.concatenate(
-            [values[n] for n in ("input_gate", "forget_gate", "output_gate")], -1
-        )
+        return ops.concatenate([values[n] for n in GATES], -1)
 
     def plain_lstm_reason(self):
         """Why this cell is not the LSTM of ``keras.layers.LSTM`` and
@@ -522,7 +520,7 @@ class LSTMCell(compat.ExtraLosses, Layer, compat.dropout_rnn_cell()):
         ``h_t``, ``c_t`` to ``{part: dz}`` and the cotangent of ``c_(t-1)``
         (that of ``h_(t-1)`` is ``sum dz W_h^T``, the caller's matmul)."""
         dc = dc + dh * factors["state"]
-        dz = {name: dc * factors[name] for name in ("input_gate", "forget_gate", "candidate")}
+        dz = {name: dc * factors[name] for name in PARTS if name != "output_gate"}
         dz["output_gate"] = dh * factors["output_gate"]
         return {n: dz[n] for n in PARTS}, dc * factors["carry"]
 

@@ -44,6 +44,7 @@ import numpy as np
 
 from .event_files import EventWriter, png, tensorboard_modules
 from .layer import LSTM
+from .parts import SYMBOLS
 from .traces import GateTraces, check_thresholds
 from .tracing import model_tracer
 from .walk import layer_paths
@@ -70,7 +71,6 @@ _ALERTS = {
     ("input_gate", "left"): "input gate closed: (almost) nothing new is written to the memory",
     ("output_gate", "left"): "output gate closed: the memory is (almost) never shown",
 }
-_SYMBOL = {"forget_gate": "f", "input_gate": "i", "output_gate": "o"}
 
 
 class GateSaturationWarning(UserWarning):
@@ -449,7 +449,7 @@ class GateMonitor(keras.callbacks.Callback):
                 if length < self.warn_epochs or key in self._warned:
                     continue
                 self._warned.add(key)
-                symbol = _SYMBOL[gate]
+                symbol = SYMBOLS[gate]
                 threshold = (
                     f"{symbol} > {self.right:g}" if side == "right" else f"{symbol} < {self.left:g}"
                 )

@@ -25,6 +25,8 @@ are the same equations in C++ kernels, for the cells whose step they are
 (no :meth:`~keras_lstm_gates.LSTMCell.plain_lstm_reason`).
 """
 
+import warnings
+
 from keras import backend, ops
 
 from . import compat, loops
@@ -200,13 +202,43 @@ def run(layer, sequences, initial_state, mask, training, return_gates):
         from .loops import tensorflow as tf_loops
 
         tf_loops.check_tflite_batch(sequences.shape[0])
+    if layer.go_backwards:
+        # Reversed batch major, before the transposes: TFLite's converter
+        # rewrites a reversal of a transposed tensor that has other users
+        # (the mask of a Bidirectional's two layers) into ops that use the
+        # transpose before defining it ("operand does not dominate this use").
+        x = ops.flip(x, axis=1)
+        mask = None if mask is None else ops.flip(mask, axis=1)
     x = ops.transpose(x, (1, 0, 2))  # time major
     if mask is not None:
         mask = ops.expand_dims(ops.transpose(ops.cast(mask, "bool"), (1, 0)), -1)
-    if layer.go_backwards:
-        x = ops.flip(x, axis=0)
-        mask = None if mask is None else ops.flip(mask, axis=0)
     states = [ops.cast(s, dtype) for s in initial_state]
+    if _converting_to_tflite():
+        reason = _tflite_unfused_reason(layer, kernel, mask, return_gates, dtype, x.shape[1])
+        if reason is None:
+            kernel = "tflite"
+        else:
+            warnings.warn(
+                f"klg.LSTM {layer.name!r} converts to TensorFlow Lite as a WHILE loop, not "
+                f"as its fused UNIDIRECTIONAL_SEQUENCE_LSTM op: {reason}.",
+                stacklevel=3,
+            )
+    if kernel == "tflite":
+        from .loops import tensorflow as tf_loops
+
+        gates = [cell.gates[n] for n in PARTS]
+        hs, h_last = tf_loops.tflite_lstm(
+            cell,
+            x,
+            [g.kernel for g in gates],
+            [g.bias for g in gates],
+            [g.recurrent_kernel for g in gates],
+            states[0],
+            states[1],
+        )
+        # The fused op gives no final cell state, which this call does not use.
+        hs = ops.transpose(hs, (1, 0, 2)) if layer.return_sequences else h_last
+        states, cs, values = [h_last, ops.zeros_like(h_last)], None, None
     if kernel == "onednn":
         hs = _run_native(layer, x, states, mask, training)
         if hs is not None:
@@ -251,6 +283,34 @@ def _run_fused(layer, x, states, mask, return_gates):
     h_last = hs[:, -1] if layer.return_sequences else hs
     cs, values = (out[2], out[3]) if return_gates else (None, None)
     return hs, [h_last, c_last], cs, values
+
+
+def _converting_to_tflite():
+    if backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf
+
+    return not tf.executing_eagerly() and compat.tflite_converter() is not None
+
+
+def _tflite_unfused_reason(layer, kernel, mask, return_gates, dtype, batch):
+    """Why TFLite's converter cannot turn this call into its fused LSTM op,
+    or ``None``."""
+    if kernel != "fused":
+        return layer.cell.plain_lstm_reason() or f"the call runs the {kernel} kernel"
+    if mask is not None:
+        return "the fused op takes no mask"
+    if return_gates:
+        return "return_gates needs the per-step gate values"
+    if layer.return_state or layer.stateful:
+        return "the fused op gives no final cell state (return_state, stateful)"
+    if not layer.cell.use_bias:
+        return "the fused op's interface needs a bias"
+    if backend.standardize_dtype(dtype) != "float32":
+        return f"the fused op's interface is float32, this call is {dtype}"
+    if batch is None:
+        return "the fused op needs a fixed batch size, e.g. keras.Input(..., batch_size=1)"
+    return None
 
 
 def _run_native(layer, x, states, mask, training):

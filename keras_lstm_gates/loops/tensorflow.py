@@ -19,7 +19,7 @@ gradients, as large as it, and more.
 
 from keras import tree
 
-from .. import compat
+from .. import compat, parts
 from ..parts import PARTS
 from . import common
 
@@ -317,6 +317,45 @@ def check_tflite_batch(batch):
     )
 
 
+def tflite_lstm(cell, x, ws, bs, us, h0, c0):
+    """The plain LSTM over a time-major sequence as the composite function
+    that TensorFlow Lite's converter replaces by its fused
+    ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op: the interface of Keras 2's LSTM,
+    which the converter recognises by the function's ``api_implements``
+    attribute (``"lstm_<id>"``), with a time-major input, the kernel (D, 4H),
+    recurrent kernel (H, 4H) and bias (4H,) joined in
+    :data:`~keras_lstm_gates.parts.PARTS` order, and five results.  The
+    converter keeps only the first two of them (the last output and every
+    output); the body, :func:`forward_loop`, runs wherever the function is
+    not replaced.  Returns ``(hs, h_last)``, ``hs`` time major.
+    """
+    import uuid
+
+    import tensorflow as tf
+
+    units = int(us[0].shape[0])
+
+    def lstm(x, h0, c0, kernel, recurrent_kernel, bias):
+        weights = tuple(
+            list(parts.split(w, units).values()) for w in (kernel, bias, recurrent_kernel)
+        )
+        hs, h_last, c_last, _, _ = forward_loop(
+            cell, x, weights, h0, c0, None, False, 1, "time_major"
+        )
+        return h_last, hs, h_last, c_last, tf.constant(0.0, x.dtype)
+
+    attributes = {
+        "api_implements": f"lstm_{uuid.uuid4()}",
+        "api_preferred_device": "CPU",
+        "time_major": True,
+        "go_backwards": False,
+    }
+    function = tf.function(lstm, experimental_attributes=attributes, autograph=False)
+    joined = [parts.join([tf.convert_to_tensor(v) for v in p]) for p in (ws, us, bs)]
+    h_last, hs, _, _, _ = function(x, h0, c0, *joined)
+    return hs, h_last
+
+
 def fused_sequence(cell, x, ws, bs, us, h0, c0, mask, return_gates, return_sequences):
     import tensorflow as tf
 
@@ -341,8 +380,16 @@ def fused_sequence(cell, x, ws, bs, us, h0, c0, mask, return_gates, return_seque
     # tape, or tapes inside tapes, may take gradients of the gradient:
     # TensorFlow then asks every function traced under them for its
     # intermediates, which an XLA-compiled loop cannot hand out (its
-    # TensorLists stay inside XLA), so such calls get the plain loops.
-    jit = graph and not compat.tf_higher_order_possible(x, *weights[0], *weights[2])
+    # TensorLists stay inside XLA), so such calls get the plain loops.  So
+    # does a graph traced for a length it does not know (Keras traces its
+    # train and predict functions so once lengths vary): XLA would compile
+    # again for every length that runs, where the plain loop's graph serves
+    # them all (measured on the Performance page, "Sequences of every length").
+    jit = (
+        graph
+        and x.shape[0] is not None
+        and not compat.tf_higher_order_possible(x, *weights[0], *weights[2])
+    )
     loops = _loops(cell, units, masked, return_gates, return_sequences, jit)
     forward, infer = loops.for_call_site() if graph else (loops.forward, loops.infer)
     # With no tape recording (predict, evaluate, a call outside any

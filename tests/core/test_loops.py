@@ -540,3 +540,39 @@ def test_torch_kernel_takes_unmasked_and_right_padded_calls(monkeypatch, rng):
     klg.LSTM(4, go_backwards=True)(x, mask=right)  # left-padded as read: the fused loop
     klg.LSTM(4, recurrent_dropout=0.3)(x, training=True)  # a mask per step: the fused loop
     assert calls == [False, True]
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="Keras retraces for new lengths on TensorFlow")
+def test_a_stream_of_lengths_trains_as_keras(rng, monkeypatch):
+    # Keras traces its train and predict functions with an unknown length
+    # once lengths vary; klg's loop is then the plain one, whose graph
+    # serves every length (XLA would compile once per length).  Losses and
+    # predictions stay Keras's.
+    from keras_lstm_gates.loops import tensorflow as tf_loops
+
+    traced = []
+    build = tf_loops._loops
+
+    def recording(cell, units, masked, return_gates, return_sequences, jit):
+        traced.append(jit)
+        return build(cell, units, masked, return_gates, return_sequences, jit)
+
+    monkeypatch.setattr(tf_loops, "_loops", recording)
+    inputs = keras.Input((None,), dtype="int32")
+    hidden = keras.layers.Embedding(50, 6, mask_zero=True)(inputs)
+    hidden = keras.layers.Bidirectional(keras.layers.LSTM(5, return_sequences=True))(hidden)
+    reference = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.LSTM(3)(hidden)))
+    ours = klg.convert(reference)
+    for model in (reference, ours):
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    for steps in (5, 9, 23, 17, 40, 3):
+        x = rng.integers(1, 50, size=(4, steps))
+        x[0, -2:] = 0  # right padding, masked
+        y = rng.normal(size=(4, 1)).astype("float32")
+        losses = [float(m.train_on_batch(x, y)) for m in (reference, ours)]
+        np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5, err_msg=f"loss, {steps} steps")
+        np.testing.assert_allclose(
+            ours.predict(x, verbose=0), reference.predict(x, verbose=0), atol=ATOL
+        )
+    # Traced for known lengths first (XLA), then for an unknown one (plain).
+    assert traced[0] is True and traced[-1] is False, traced
