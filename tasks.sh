@@ -8,6 +8,8 @@
 #   bash tasks.sh bench   # set up, then run the speed benchmark (see docs/performance.md)
 #   bash tasks.sh check   # set up, then check klg.LSTM against keras.layers.LSTM on this
 #                         # machine's devices, one backend at a time (--quick, --json)
+#   bash tasks.sh floor   # set up .venv-floor with the lowest versions pyproject.toml
+#                         # declares, then run a core subset of the tests there
 #
 # Setup is idempotent: a virtual environment in .venv with TensorFlow, JAX and
 # PyTorch (CPU builds), the test and docs tools, and KaTeX for the site.
@@ -33,6 +35,22 @@ setup_python() {
   fi
 }
 
+setup_floor() {
+  # The lowest declared versions (tools/requirements-floor.txt), installed by
+  # uv, which reads no local pip constraints and resolves in seconds.
+  setup_python
+  python -m pip install -q uv
+  local floor=.venv-floor
+  local stamp="$floor/.klg-floor-$(cat pyproject.toml tools/requirements-floor.txt | sha1sum | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    rm -rf "$floor"
+    uv venv -q --python "$(command -v "$PY")" "$floor"
+    uv pip install -q --python "$floor/bin/python" -r tools/requirements-floor.txt
+    uv pip install -q --python "$floor/bin/python" --no-deps -e .
+    touch "$stamp"
+  fi
+}
+
 setup_site() {
   # KaTeX from the npm registry, copied into the site at build time.
   if [ ! -f node_modules/katex/dist/katex.min.js ]; then
@@ -54,6 +72,10 @@ case "${1:-}" in
   demo)
     setup_python
     shift
+    # TensorFlow reads these when the package imports it, before the demo's
+    # own code runs: without them its log lines come first.
+    export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-3}
+    export TF_ENABLE_ONEDNN_OPTS=${TF_ENABLE_ONEDNN_OPTS:-0}
     KERAS_BACKEND=${KERAS_BACKEND:-tensorflow} python -m keras_lstm_gates.demo "$@"
     ;;
   test)
@@ -78,6 +100,11 @@ case "${1:-}" in
     shift
     python benchmarks/run.py "$@"
     ;;
+  floor)
+    setup_floor
+    shift
+    bash tools/run_floor_tests.sh "$@"
+    ;;
   check)
     setup_python
     shift
@@ -88,7 +115,7 @@ case "${1:-}" in
     exit $status
     ;;
   *)
-    sed -n '2,12p' "$0"
+    sed -n '2,14p' "$0"
     exit 2
     ;;
 esac

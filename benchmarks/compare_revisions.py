@@ -3,6 +3,7 @@ timed side by side in one process per backend.
 
     python benchmarks/compare_revisions.py --before HEAD~5 --grid issue
     python benchmarks/compare_revisions.py --before main --backends jax --grid quick
+    python benchmarks/compare_revisions.py --before main --shapes 1,200,32,64 16,100,32,64
 
 For a restructuring that must not slow anything down.  The package of the
 revision ``--before`` is exported with ``git archive`` into a temporary
@@ -27,7 +28,6 @@ A shape slowed down by the change when ``after / before`` is above
 import argparse
 import io
 import json
-import os
 import pathlib
 import re
 import subprocess
@@ -69,7 +69,7 @@ def export_revision(revision, folder):
                 source.write_text(renamed)
 
 
-def worker(grid, repeats, folder):
+def worker(shapes, repeats, folder):
     import importlib
 
     import keras
@@ -82,7 +82,7 @@ def worker(grid, repeats, folder):
     packages = {"after": after, **{c: importlib.import_module(c) for c in COPIES}}
     backend = keras.backend.backend()
     rows = []
-    for shape in measure.GRIDS[grid]:
+    for shape in shapes:
         start = time.perf_counter()
         x, weights = measure.random_problem(shape)
         ref = keras.layers.LSTM(shape[3], return_sequences=True)
@@ -108,7 +108,7 @@ def worker(grid, repeats, folder):
         )
         print(f"[{backend}] {shape}: {_line(rows[-1])}", file=sys.stderr, flush=True)
         keras.utils.clear_session()
-    print(json.dumps({"backend": backend, "grid": grid, "repeats": repeats, "rows": rows}))
+    print(json.dumps({"backend": backend, "repeats": repeats, "rows": rows}))
 
 
 def ratios(row, kind):
@@ -158,18 +158,24 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", required=True, help="the git revision to compare with")
     parser.add_argument("--grid", choices=sorted(measure.GRIDS), default="default")
+    parser.add_argument(
+        "--shapes", nargs="+", metavar="B,T,D,H", help="these shapes instead of a grid"
+    )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--backends", default="tensorflow,jax")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    shapes = [tuple(int(n) for n in s.split(",")) for s in args.shapes or []]
     if args.worker:
-        worker(args.grid, args.repeats, args.folder)
+        worker(shapes or measure.GRIDS[args.grid], args.repeats, args.folder)
         return 0
     with tempfile.TemporaryDirectory() as folder:
         export_revision(args.before, folder)
         argv = ["--before", args.before, "--grid", args.grid, "--repeats", str(args.repeats)]
+        if args.shapes:
+            argv += ["--shapes", *args.shapes]
         results = measure.run_per_backend(
             __file__, args.backends.split(","), [*argv, "--folder", folder]
         )

@@ -9,6 +9,7 @@
 from .cell import LSTMCell
 from .check import check
 from .convert import convert
+from .explore import Explorer, explore
 from .gates import (
     CandidateMemory,
     ForgetGate,
@@ -21,19 +22,24 @@ from .gates import (
 from .initializers import ChronoInitializer, FusedSlice
 from .interop import get_fused_weights, set_gates_from_fused, split_fused_weights
 from .layer import LSTM
+from .lstmvis import export_lstmvis
 from .monitor import GateMonitor
 from .torch_import import from_torch, to_torch, to_torch_state_dict
-from .tracing import GateTrace, trace
+from .traces import GateTrace, GateTraces
+from .tracing import trace
 from .variants import VARIANTS
-
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401  (the package attribute)
 
 __all__ = [
     "check",
     "convert",
     "trace",
     "GateTrace",
+    "GateTraces",
     "GateMonitor",
+    "explore",
+    "Explorer",
+    "export_lstmvis",
     "LSTM",
     "LSTMCell",
     "Gate",

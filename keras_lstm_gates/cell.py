@@ -1,84 +1,134 @@
-"""``LSTMCell``: one LSTM step whose four parts are sublayers."""
+"""``LSTMCell``: one LSTM step whose four parts are sublayers.
+
+:meth:`LSTMCell.step` is the cell's equations, written once: every path
+(the per-part call, Keras's cell API, the sequence loops of every backend,
+exported graphs, tracing) computes the parts' pre-activations its own way
+(one matmul over the joined weights, or one per part) and hands them to it.
+:meth:`LSTMCell.step_derivatives` and :meth:`LSTMCell.step_backward`, next
+to it, are its derivative, written by hand for the cells whose parts read
+only their pre-activations through a sigmoid or tanh (the LSTM of Keras and
+PyTorch); the loops that differentiate by hand use them, the others
+differentiate :meth:`~LSTMCell.step` with the backend's autodiff.
+"""
 
 import numpy as np
-from keras import activations, constraints, initializers, ops, regularizers
+from keras import activations, initializers, ops
 from keras import random as keras_random
 from keras.layers import Layer
 from keras.saving import register_keras_serializable
 
-from . import fused_options, recurrence, saved_parts
-from .gates import (
-    GATE_OPTIONS,
-    PACKAGE,
-    CandidateMemory,
-    ForgetGate,
-    InputGate,
-    OutputGate,
-)
+from . import compat, fused_options, parts, saved_parts
+from .gates import PACKAGE, PART_CLASSES, PART_OPTIONS, derivative_from_value, native
 from .initializers import ChronoInitializer, FusedSlice
-from .variants import GATE_NAMES, VariantSpec
-
-try:  # DropoutRNNCell holds Keras's per-sequence dropout-mask cache.
-    from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
-except ImportError:  # pragma: no cover - older Keras 3 layout
-    from keras.layers import DropoutRNNCell  # type: ignore
-
-_GATE_CLASSES = {
-    "input_gate": InputGate,
-    "forget_gate": ForgetGate,
-    "candidate": CandidateMemory,
-    "output_gate": OutputGate,
-}
-# Block index of each part in keras.layers.LSTM's fused (..., 4 * units) weights.
-_KERAS_INDEX = {name: k for k, name in enumerate(recurrence.KERAS_ORDER)}
+from .options import Option, assign, config_of, takes
+from .parts import GATES, PARTS
+from .variants import VariantSpec
 
 
-def check_units(units):
-    if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-        raise ValueError(f"Expected `units` to be a positive integer, received units={units!r}.")
-    return int(units)
-
-
-def check_gate_options(gate_options, spec):
-    """Validate ``gate_options`` and return a plain ``{gate: {option: value}}``."""
+def _check_gate_options(gate_options, owner):
     gate_options = dict(gate_options or {})
+    known = [o.name for o in PART_OPTIONS]
     for gate, options in gate_options.items():
-        if gate not in GATE_NAMES:
-            raise ValueError(f"gate_options: unknown part {gate!r}; expected one of {GATE_NAMES}.")
-        if gate not in spec.present_gates:
-            raise ValueError(
-                f"gate_options: variant {spec.name!r} has no {gate}, so it cannot take options."
-            )
+        parts.check_part(gate, "gate_options")
         if not isinstance(options, dict):
             raise ValueError(
                 f"gate_options[{gate!r}]: expected a dict of options, received {options!r}."
             )
-        unknown = sorted(set(options) - set(GATE_OPTIONS))
+        unknown = sorted(set(options) - set(known))
         if unknown:
             raise ValueError(
                 f"gate_options[{gate!r}]: unknown option(s) {unknown}; expected "
-                f"some of {GATE_OPTIONS} (use_bias is set for all gates by the cell)."
+                f"some of {tuple(known)} (use_bias is set for all gates by the cell)."
             )
     return gate_options
 
 
+def _serialize_gate_options(gate_options):
+    by_name = {o.name: o for o in PART_OPTIONS}
+    return {
+        gate: {k: by_name[k].config_value(by_name[k].resolve(v, gate)) for k, v in opts.items()}
+        for gate, opts in gate_options.items()
+    }
+
+
+def _check_chrono_t_max(t_max, owner):
+    if t_max is None:
+        return None
+    return ChronoInitializer(t_max).t_max  # raises, naming what it expects
+
+
+def _check_implementation(implementation, owner):
+    if isinstance(implementation, bool) or implementation not in (1, 2):
+        raise ValueError(
+            "Expected `implementation` to be 1 (one dropout mask per gate) or 2 "
+            "(one dropout mask shared by the gates), received "
+            f"implementation={implementation!r}."
+        )
+    return int(implementation)
+
+
+def _check_variant(variant, owner):
+    return VariantSpec(variant).name  # raises, naming the variants
+
+
+def _check_chrono_seed(seed, owner):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(
+            f"Expected `chrono_seed` to be an integer or None, received chrono_seed={seed!r}."
+        )
+    return None if seed is None else int(seed)
+
+
+#: The cell's arguments, in the order of its signature.
+CELL_OPTIONS = (
+    Option("units", None, "size of h and c", kind="units"),
+    Option("activation", "tanh", "candidate and cell-output activation", kind="activation"),
+    Option("recurrent_activation", "sigmoid", "activation of the three gates", kind="activation"),
+    Option("use_bias", True, "whether the parts have biases", kind="bool"),
+    *(o for o in PART_OPTIONS if o.name.endswith("initializer")),
+    Option("unit_forget_bias", True, "forget-gate bias starts at 1", kind="bool"),
+    *(o for o in PART_OPTIONS if o.name.endswith("regularizer")),
+    *(o for o in PART_OPTIONS if o.name.endswith("constraint")),
+    Option("dropout", 0.0, "fraction of the inputs dropped", kind="fraction"),
+    Option("recurrent_dropout", 0.0, "fraction of h_(t-1) dropped", kind="fraction"),
+    Option("seed", None, "seed of the dropout masks"),
+    Option(
+        "gate_options",
+        None,
+        "per-part options",
+        check=_check_gate_options,
+        serialize=_serialize_gate_options,
+    ),
+    Option("variant", "vanilla", "Greff et al.'s variant", check=_check_variant),
+    Option("peepholes", False, "peephole weights p_i, p_f, p_o", kind="bool"),
+    Option("forget_bias", None, "initial forget-gate bias", kind="number"),
+    Option(
+        "chrono_t_max", None, "chrono initialisation up to this length", check=_check_chrono_t_max
+    ),
+    Option("chrono_seed", None, "seed of the chrono draw", check=_check_chrono_seed),
+    Option("implementation", 2, "how the dropout masks are drawn", check=_check_implementation),
+)
+
+
 @register_keras_serializable(package=PACKAGE)
-class LSTMCell(Layer, DropoutRNNCell):
+class LSTMCell(compat.ExtraLosses, Layer, compat.dropout_rnn_cell()):
     """One LSTM step, with the four parts as sublayers.
 
-    Equations (``x_t`` the step input, ``h`` and ``c`` the two states)::
+    Equations (``x_t`` the step input, ``h`` and ``c`` the two states; the
+    d2l.ai notation of the site: ``W_xf`` is ``forget_gate.kernel``,
+    ``W_hf`` its ``recurrent_kernel``)::
 
-        i_t = sigma(x_t W_i + h_{t-1} U_i + b_i)        # cell.input_gate
-        f_t = sigma(x_t W_f + h_{t-1} U_f + b_f)        # cell.forget_gate
-        g_t = tanh (x_t W_c + h_{t-1} U_c + b_c)        # cell.candidate
-        o_t = sigma(x_t W_o + h_{t-1} U_o + b_o)        # cell.output_gate
-        c_t = f_t * c_{t-1} + i_t * g_t
-        h_t = o_t * tanh(c_t)
+        i_t  = sigmoid(x_t W_xi + h_(t-1) W_hi + b_i)    # cell.input_gate
+        f_t  = sigmoid(x_t W_xf + h_(t-1) W_hf + b_f)    # cell.forget_gate
+        C~_t = tanh   (x_t W_xc + h_(t-1) W_hc + b_c)    # cell.candidate
+        o_t  = sigmoid(x_t W_xo + h_(t-1) W_ho + b_o)    # cell.output_gate
+        c_t  = f_t * c_(t-1) + i_t * C~_t                # LSTMCell.step
+        h_t  = o_t * tanh(c_t)                           # LSTMCell.step
 
-    Each part owns ``kernel`` (W), ``recurrent_kernel`` (U) and ``bias`` (b).
-    The cell takes every argument of ``keras.layers.LSTMCell`` with the same
-    defaults and meaning; the cell-level initializers apply to the four parts
-    as they apply to the four blocks of Keras's fused weights, and the
+    Each part owns ``kernel`` (W_x), ``recurrent_kernel`` (W_h) and ``bias``
+    (b).  The cell takes every argument of ``keras.layers.LSTMCell`` with the
+    same defaults and meaning; the cell-level initializers apply to the four
+    parts as they apply to the four blocks of Keras's fused weights, and the
     cell-level regularizers and constraints act on the fused matrices, as in
     Keras (one loss per regularizer; see :mod:`keras_lstm_gates.fused_options`).
     Those given per gate through ``gate_options`` act on that gate's block.
@@ -98,29 +148,20 @@ class LSTMCell(Layer, DropoutRNNCell):
         kernel_constraint, recurrent_constraint, bias_constraint: as in Keras.
         dropout: fraction of the inputs dropped (one mask per sequence, or
             one per part; see ``implementation``).
-        recurrent_dropout: fraction of ``h_{t-1}`` dropped, one mask per part
+        recurrent_dropout: fraction of ``h_(t-1)`` dropped, one mask per part
             and per sequence (Gal & Ghahramani 2016), as in Keras.
         seed: seed of the dropout masks.  The masks are drawn as
             ``keras.layers.LSTMCell`` draws them, so a layer seeded alike
             drops the same units.
-        implementation: ``1`` or ``2`` (default), as in Keras, where it
-            selects how the dropout masks are drawn and applied, and nothing
-            else: with ``1``, four independent input-dropout masks and four
-            recurrent-dropout masks, one per part, each applied before that
-            part's matmul; with ``2``, one input-dropout mask shared by the
-            four parts.  As in Keras, ``recurrent_dropout > 0`` sets it to
-            ``1``.  It does not change the numbers without dropout, nor the
-            kernel that runs: the parts' matmuls are fused on either setting
-            (per part only while per-part masks apply).
         gate_options: per-part overrides, e.g.
             ``{"forget_gate": {"bias_initializer": "ones"}}``.  Keys are
             ``input_gate``, ``forget_gate``, ``candidate``, ``output_gate``;
             options are the initializer, regularizer and constraint arguments
             above and ``activation``.
-        variant: one of ``"vanilla"``, ``"NIG"``, ``"NFG"``, ``"NOG"``,
-            ``"NIAF"``, ``"NOAF"``, ``"CIFG"``, ``"FGR"``, ``"NP"`` (Greff et
-            al. 2017; see :mod:`keras_lstm_gates.variants`).
-        peepholes: add peephole weights p_i, p_f (on c_{t-1}) and p_o (on c_t).
+        variant: one of :data:`keras_lstm_gates.variants.VARIANTS`: the
+            variants of Greff et al. (2017) and the others listed in
+            :mod:`keras_lstm_gates.variants`.
+        peepholes: add peephole weights p_i, p_f (on c_(t-1)) and p_o (on c_t).
         forget_bias: initial value of the forget gate's bias; overrides
             ``unit_forget_bias`` (which is ``forget_bias=1``, after Jozefowicz
             et al. 2015).
@@ -131,6 +172,13 @@ class LSTMCell(Layer, DropoutRNNCell):
         chrono_seed: seed of the chrono draw (when not given, drawn from
             NumPy's global generator, which ``keras.utils.set_random_seed``
             seeds, and kept in the config).
+        implementation: ``1`` or ``2`` (default), as in Keras, where it
+            selects how the dropout masks are drawn and applied, and nothing
+            else: with ``1``, four independent input-dropout masks and four
+            recurrent-dropout masks, one per part, each applied before that
+            part's matmul; with ``2``, one input-dropout mask shared by the
+            four parts.  As in Keras, ``recurrent_dropout > 0`` sets it to
+            ``1``.  It does not change the numbers without dropout.
 
     >>> import numpy as np, keras
     >>> cell = LSTMCell(4)
@@ -141,83 +189,27 @@ class LSTMCell(Layer, DropoutRNNCell):
     (2, 4)
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        gate_options=None,
-        variant="vanilla",
-        peepholes=False,
-        forget_bias=None,
-        chrono_t_max=None,
-        chrono_seed=None,
-        implementation=2,
-        **kwargs,
-    ):
-        self.units = check_units(units)
-        if isinstance(implementation, bool) or implementation not in (1, 2):
-            raise ValueError(
-                "Expected `implementation` to be 1 (one dropout mask per gate) or 2 "
-                f"(one dropout mask shared by the gates), received implementation={implementation!r}."
-            )
+    @takes(CELL_OPTIONS)
+    def __init__(self, given, **kwargs):
         super().__init__(**kwargs)
-        self.spec = VariantSpec(variant, peepholes)
-        self.activation = activations.get(activation)
-        self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.unit_forget_bias = bool(unit_forget_bias)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0.0 <= float(rate) <= 1.0:
-                raise ValueError(f"Expected `{arg}` in [0, 1], received {arg}={rate!r}.")
-        self.dropout = float(dropout)
-        self.recurrent_dropout = float(recurrent_dropout)
-        # As keras.layers.LSTMCell: recurrent dropout means one mask per gate.
-        self.implementation = 1 if self.recurrent_dropout else int(implementation)
-        if self.implementation == 1:
-            self.dropout_mask_count = 4  # read by DropoutRNNCell, in Keras's gate order
-        self.seed = seed
-        self.seed_generator = keras_random.SeedGenerator(seed=seed)
-        self.gate_options = check_gate_options(gate_options, self.spec)
-        self._check_bias_options(forget_bias, chrono_t_max)
-        self.forget_bias = None if forget_bias is None else float(forget_bias)
-        self.chrono_t_max = None if chrono_t_max is None else float(chrono_t_max)
-        if chrono_seed is not None and (
-            isinstance(chrono_seed, bool) or not isinstance(chrono_seed, (int, np.integer))
-        ):
-            raise ValueError(
-                f"Expected `chrono_seed` to be an integer or None, received chrono_seed={chrono_seed!r}."
-            )
-        if chrono_seed is not None and chrono_t_max is None:
-            raise ValueError(
-                "chrono_seed seeds the chrono initialisation, which is off: pass "
-                f"chrono_t_max as well (received chrono_seed={chrono_seed!r}, chrono_t_max=None)."
-            )
-        self.chrono_seed = None if chrono_seed is None else int(chrono_seed)
-        if chrono_t_max is not None and self.chrono_seed is None:
+        assign(self, CELL_OPTIONS, given, self.name)
+        self.spec = VariantSpec(self.variant, self.peepholes)
+        for gate in self.gate_options:
+            if gate not in self.spec.present_gates:
+                raise ValueError(
+                    f"gate_options: variant {self.spec.name!r} has no {gate}, so it cannot "
+                    "take options."
+                )
+        # As keras.layers.LSTMCell: where Keras draws one mask per gate,
+        # recurrent dropout means one mask per gate.
+        per_part = compat.per_part_dropout_masks()
+        if self.recurrent_dropout and per_part:
+            self.implementation = 1
+        if self.implementation == 1 and per_part:
+            self.dropout_mask_count = len(PARTS)  # read by DropoutRNNCell, in PARTS order
+        self.seed_generator = keras_random.SeedGenerator(seed=self.seed)
+        self._check_bias_options()
+        if self.chrono_t_max is not None and self.chrono_seed is None:
             # NumPy's global generator: keras.utils.set_random_seed seeds it, and
             # keras.distribution.initialize seeds it alike in every process, so
             # that every host of a multi-host run draws the same chrono biases.
@@ -226,23 +218,25 @@ class LSTMCell(Layer, DropoutRNNCell):
         self.gates = {}
         # One draw per fused weight, sliced by the four parts (see FusedSlice).
         draws = {kind: {} for kind in ("kernel", "recurrent", "bias", "bias_i", "bias_co")}
-        for name in GATE_NAMES:
+        for name in PARTS:
             gate = None
             if name in self.spec.present_gates:
-                gate = _GATE_CLASSES[name](
-                    self.units, trainable=self.trainable, **self._gate_kwargs(name, draws)
+                gate = PART_CLASSES[name](
+                    self.units, trainable=self.trainable, **self._part_arguments(name, draws)
                 )
             self.gates[name] = gate
         self.input_gate = self.gates["input_gate"]
         self.forget_gate = self.gates["forget_gate"]
         self.candidate = self.gates["candidate"]
         self.output_gate = self.gates["output_gate"]
-
-        n_states = 3 if self.spec.full_gate_recurrence else 2
-        self.state_size = [self.units] * 2 + ([3 * self.units] if n_states == 3 else [])
+        self.output_activation = activations.linear if self.spec.output_linear else self.activation
+        self._native_output_activation = native(self.output_activation)
+        carried = self.spec.carried_gate_units
+        self.state_size = [self.units] * 2 + ([carried * self.units] if carried else [])
         self.output_size = self.units
 
-    def _check_bias_options(self, forget_bias, chrono_t_max):
+    def _check_bias_options(self):
+        forget_bias, chrono_t_max = self.forget_bias, self.chrono_t_max
         if (forget_bias is not None or chrono_t_max is not None) and not self.spec.has_forget_gate:
             raise ValueError(
                 f"variant {self.spec.name!r} has no forget gate weights, so "
@@ -257,22 +251,16 @@ class LSTMCell(Layer, DropoutRNNCell):
             )
         if chrono_t_max is not None and not self.use_bias:
             raise ValueError("chrono_t_max initialises biases; it needs use_bias=True.")
-        if forget_bias is not None:
-            if isinstance(forget_bias, bool) or not isinstance(
-                forget_bias, (int, float, np.integer, np.floating)
-            ):
-                raise ValueError(
-                    "Expected `forget_bias` to be a real number (the initial "
-                    f"forget-gate bias), received forget_bias={forget_bias!r}."
-                )
-            if not np.isfinite(forget_bias):
-                raise ValueError(
-                    f"Expected a finite `forget_bias`, received forget_bias={forget_bias!r}."
-                )
-            if not self.use_bias:
-                raise ValueError("forget_bias initialises a bias; it needs use_bias=True.")
+        if forget_bias is not None and not self.use_bias:
+            raise ValueError("forget_bias initialises a bias; it needs use_bias=True.")
         if chrono_t_max is not None:
             ChronoInitializer(chrono_t_max)  # raises on a bad t_max
+        if self.chrono_seed is not None and chrono_t_max is None:
+            raise ValueError(
+                "chrono_seed seeds the chrono initialisation, which is off: pass "
+                f"chrono_t_max as well (received chrono_seed={self.chrono_seed!r}, "
+                "chrono_t_max=None)."
+            )
         # Two sources for one initial value would silently drop one of them.
         claimed = {"forget_gate": forget_bias is not None or chrono_t_max is not None}
         claimed["input_gate"] = chrono_t_max is not None
@@ -304,18 +292,25 @@ class LSTMCell(Layer, DropoutRNNCell):
         candidate and output blocks.  Each part takes its block of the same
         draws, so a seeded initializer gives the same biases as Keras.
         """
+        if name == "forget_gate" and self.chrono_t_max is not None:
+            return ChronoInitializer(self.chrono_t_max, seed=self.chrono_seed)
+        if name == "input_gate" and self.chrono_t_max is not None:
+            return ChronoInitializer(self.chrono_t_max, negate=True, seed=self.chrono_seed)
+        if name == "forget_gate" and self.forget_bias is not None:
+            return initializers.Constant(self.forget_bias)
         if not self._forget_bias_set_apart():
-            return FusedSlice(self.bias_initializer, _KERAS_INDEX[name], draws=draws["bias"])
+            return FusedSlice(self.bias_initializer, PARTS.index(name), draws=draws["bias"])
+        if name == "forget_gate":
+            return "ones"
         if name == "input_gate":
             return FusedSlice(self.bias_initializer, 0, count=1, draws=draws["bias_i"])
-        index = {"candidate": 0, "output_gate": 1}.get(name)
-        if index is None:  # the forget gate: replaced by _gate_kwargs
-            return None
+        index = {"candidate": 0, "output_gate": 1}[name]
         return FusedSlice(self.bias_initializer, index, count=2, draws=draws["bias_co"])
 
-    def _gate_kwargs(self, name, draws):
-        index = _KERAS_INDEX[name]
-        kwargs = {
+    def _part_arguments(self, name, draws):
+        index = PARTS.index(name)
+        own = self.gate_options.get(name, {})
+        arguments = {
             "use_bias": self.use_bias,
             "kernel_initializer": FusedSlice(self.kernel_initializer, index, draws=draws["kernel"]),
             "recurrent_initializer": FusedSlice(
@@ -324,36 +319,12 @@ class LSTMCell(Layer, DropoutRNNCell):
             "bias_initializer": self._bias_initializer(name, draws),
             # The layer-level regularizers and constraints act on the fused
             # matrices (fused_options), not on the gate variables.
+            "activation": self.activation if name == "candidate" else self.recurrent_activation,
             "dtype": self.dtype_policy,
         }
-        if name == "candidate":
-            kwargs["activation"] = "linear" if self.spec.candidate_linear else self.activation
-        else:
-            kwargs["activation"] = self.recurrent_activation
-            kwargs["peephole"] = self.spec.peephole_reads(name)
-            if self.spec.full_gate_recurrence:
-                kwargs["recurrent_gate_dim"] = 3 * self.units
-        if name == "forget_gate":
-            if self.chrono_t_max is not None:
-                kwargs["bias_initializer"] = ChronoInitializer(
-                    self.chrono_t_max, seed=self.chrono_seed
-                )
-            elif self.forget_bias is not None:
-                kwargs["bias_initializer"] = initializers.Constant(self.forget_bias)
-            elif self.unit_forget_bias:
-                kwargs["bias_initializer"] = "ones"
-        if name == "input_gate" and self.chrono_t_max is not None:
-            kwargs["bias_initializer"] = ChronoInitializer(
-                self.chrono_t_max, negate=True, seed=self.chrono_seed
-            )
-        kwargs.update(self.gate_options.get(name, {}))
-        if (
-            name == "candidate"
-            and self.spec.candidate_linear
-            and "activation" in self.gate_options.get(name, {})
-        ):
-            raise ValueError("variant 'NIAF' fixes the candidate activation to linear.")
-        return kwargs
+        arguments.update(self.spec.part_arguments(name, self.units, own))
+        arguments.update(own)
+        return arguments
 
     @property
     def present_gates(self):
@@ -370,11 +341,13 @@ class LSTMCell(Layer, DropoutRNNCell):
         for gate in self.present_gates.values():
             gate.build((None, input_dim))
         for gate in self.present_gates.values():  # let go of the shared draws
-            for init in (gate.kernel_initializer, gate.recurrent_initializer):
+            for init in (
+                gate.kernel_initializer,
+                gate.recurrent_initializer,
+                gate.bias_initializer,
+            ):
                 if isinstance(init, FusedSlice) and init.draws:
                     init.draws.clear()
-            if isinstance(gate.bias_initializer, FusedSlice) and gate.bias_initializer.draws:
-                gate.bias_initializer.draws.clear()
         fused_options.attach_fused_constraints(self)
         self.input_dim = int(input_dim)
         self.built = True
@@ -397,11 +370,161 @@ class LSTMCell(Layer, DropoutRNNCell):
 
         set_weights_any_layout(self, weights)
 
-    def _get_own_losses(self):
-        # Keras collects Layer.losses from each sublayer's own losses and the
-        # regularizers of the model's variables; the layer-level regularizers
-        # act on the fused matrices, which no single variable holds.
-        return super()._get_own_losses() + fused_options.fused_regularization_losses(self)
+    def extra_losses(self):
+        # The layer-level regularizers act on the fused matrices, which no
+        # single variable holds.
+        return fused_options.fused_regularization_losses(self)
+
+    # -- the fused weights ---------------------------------------------------
+
+    def joined_weights(self, names=None):
+        """The present parts' ``(kernel, recurrent_kernel, bias)`` side by
+        side in :data:`~keras_lstm_gates.parts.PARTS` order (``bias`` is
+        ``None`` when no part adds one with its matmuls): the weights of one
+        matmul for every part, made at call time from the parts' own
+        variables, never stored."""
+        gates = [self.gates[n] for n in (names or self.spec.present_gates)]
+        kernel = parts.join([ops.convert_to_tensor(g.kernel) for g in gates])
+        recurrent_kernel = parts.join([ops.convert_to_tensor(g.recurrent_kernel) for g in gates])
+        bias = None
+        if any(g.projection_bias is not None for g in gates):
+            bias = parts.join(
+                [
+                    ops.convert_to_tensor(g.projection_bias)
+                    if g.projection_bias is not None
+                    else ops.zeros((self.units,), kernel.dtype)
+                    for g in gates
+                ]
+            )
+        return kernel, recurrent_kernel, bias
+
+    def project(self, x, joined, masks=None, recurrent=False):
+        """``x`` times the joined ``kernel`` (or ``recurrent_kernel``) of
+        :meth:`joined_weights`, with dropout ``masks`` applied to ``x``
+        first: one mask shared by the parts, or (``implementation=1``) one
+        per part, in :data:`~keras_lstm_gates.parts.PARTS` order, when each
+        part multiplies its own masked copy of ``x``, as
+        ``keras.layers.LSTMCell`` does."""
+        if masks is None:
+            return ops.matmul(x, joined)
+        if not isinstance(masks, (list, tuple)):
+            return ops.matmul(x * ops.cast(masks, x.dtype), joined)
+        blocks = []
+        for name in self.spec.present_gates:
+            gate = self.gates[name]
+            weight = gate.recurrent_kernel if recurrent else gate.kernel
+            mask = ops.cast(masks[PARTS.index(name)], x.dtype)
+            blocks.append(ops.matmul(x * mask, ops.cast(weight, x.dtype)))
+        return parts.join(blocks)
+
+    # -- the step ------------------------------------------------------------
+
+    def step(self, z, c_prev, previous_gates=None):
+        """One step of the cell from its parts' pre-activations.
+
+        ``z`` maps each present part to ``x_t W_x + h_(t-1) W_h + b``
+        (:meth:`~keras_lstm_gates.Gate.preactivation`), or holds them side by
+        side (batch, parts * units).  Each gate turns its own into its value
+        (:meth:`~keras_lstm_gates.Gate.activate`); a gate the variant removes
+        is the constant 1 (CIFG's forget gate is ``1 - i``).  Then::
+
+            c_t = f_t * c_(t-1) + i_t * C~_t
+            h_t = o_t * tanh(c_t)
+
+        ``previous_gates`` is the previous step's ``[i, f, o]`` (the full
+        gate recurrence).  Returns ``(h, c, values)``, ``values`` mapping
+        every part to its value (ones for a removed gate).
+        """
+        spec, gates = self.spec, self.gates
+        if not isinstance(z, dict):
+            z = parts.split(z, self.units, spec.present_gates)
+
+        def gate(name, cell_state):
+            part = gates[name]
+            return None if part is None else part.activate(z[name], cell_state, previous_gates)
+
+        i = gate("input_gate", c_prev)
+        f = 1.0 - i if spec.coupled else gate("forget_gate", c_prev)
+        g = gates["candidate"].activate(z["candidate"])
+        written = g if i is None else i * g
+        c = c_prev + written if f is None else f * c_prev + written
+        o = gate("output_gate", c)
+        h = self.hidden_state(o, c)
+        values = {"input_gate": i, "forget_gate": f, "candidate": g, "output_gate": o}
+        ones = None
+        for name, value in values.items():
+            if value is None:
+                ones = ops.ones_like(c) if ones is None else ones
+                values[name] = ones
+        return h, c, values
+
+    def hidden_state(self, o, c):
+        """``h_t = o_t * tanh(c_t)``: the cell state as the output gate
+        shows it, squashed by the output activation, times the output gate
+        (``o`` is ``None`` without one)."""
+        shown = c if self.output_gate is None else self.output_gate.state_shown(c)
+        squashed = self._native_output_activation(shown)
+        return squashed if o is None else o * squashed
+
+    def carried_gates(self, values):
+        """The gate values a step hands to the next one besides ``h`` and
+        ``c`` (FGR's ``[i, f, o]``), or ``None``."""
+        if not self.spec.carried_gate_units:
+            return None
+        return ops.concatenate([values[n] for n in GATES], -1)
+
+    def plain_lstm_reason(self):
+        """Why this cell is not the LSTM of ``keras.layers.LSTM`` and
+        ``torch.nn.LSTM`` with their default activations (every gate, no
+        weight beyond theirs, sigmoid gates, tanh candidate and output), or
+        ``None`` when it is.  Only such a cell has a cuDNN or PyTorch
+        counterpart and a hand-written derivative
+        (:meth:`step_derivatives`)."""
+        if not self.spec.is_vanilla:
+            return f"variant={self.spec.name!r}, peepholes={self.spec.peepholes}"
+        for name, gate in self.present_gates.items():
+            expected = activations.tanh if name == "candidate" else activations.sigmoid
+            if gate.activation is not expected:
+                return f"the {name} activation must be {expected.__name__}"
+            if not gate.reads_only_its_preactivation:
+                return f"the {name} reads more than its pre-activation"
+        if self.output_activation is not activations.tanh:
+            return "the output activation must be tanh"
+        return None
+
+    def step_derivatives(self, values, c, c_prev):
+        """The factors of :meth:`step_backward` at one step (or at every
+        step at once: all of it is element-wise), from the part values and
+        cell states the step computed; for a cell with no
+        :meth:`plain_lstm_reason`.
+
+        With ``s = tanh(c_t)``: ``dz_i = dc * C~ * i'``, ``dz_f = dc * c_(t-1)
+        * f'``, ``dz_c = dc * i * C~'``, ``dz_o = dh * s * o'``, where ``dc``
+        has taken ``dh * o * s'``, and ``dc_(t-1) = dc * f``; each ``a'`` is
+        the part's own :meth:`~keras_lstm_gates.Gate.derivative`.
+        """
+        i, f, g, o = (values[n] for n in PARTS)
+        squashed = self._native_output_activation(c)
+        return {
+            "input_gate": g * self.input_gate.derivative(i),
+            "forget_gate": c_prev * self.forget_gate.derivative(f),
+            "candidate": i * self.candidate.derivative(g),
+            "output_gate": squashed * self.output_gate.derivative(o),
+            "state": o * derivative_from_value(self.output_activation)(squashed),
+            "carry": f,
+        }
+
+    @staticmethod
+    def step_backward(dh, dc, factors):
+        """Back through one step: from the cotangents ``dh``, ``dc`` of
+        ``h_t``, ``c_t`` to ``{part: dz}`` and the cotangent of ``c_(t-1)``
+        (that of ``h_(t-1)`` is ``sum dz W_h^T``, the caller's matmul)."""
+        dc = dc + dh * factors["state"]
+        dz = {name: dc * factors[name] for name in PARTS if name != "output_gate"}
+        dz["output_gate"] = dh * factors["output_gate"]
+        return {n: dz[n] for n in PARTS}, dc * factors["carry"]
+
+    # -- Keras's cell API ------------------------------------------------------
 
     def _check_step_input(self, inputs):
         shape = inputs.shape
@@ -416,9 +539,12 @@ class LSTMCell(Layer, DropoutRNNCell):
                 f"received {shape[-1]} (input shape {tuple(shape)})."
             )
 
+    def _new_states(self, h, c, values):
+        carried = self.carried_gates(values)
+        return [h, c] + ([] if carried is None else [carried])
+
     def call(self, inputs, states, training=False):
-        """One fused step: all gates from one matmul over the concatenated
-        weights."""
+        """One step, its parts' matmuls joined into one."""
         self._check_step_input(inputs)
         h_prev, c_prev = states[0], states[1]
         dp = rdp = None
@@ -426,111 +552,33 @@ class LSTMCell(Layer, DropoutRNNCell):
             dp = self.get_dropout_mask(inputs)
         if training and 0.0 < self.recurrent_dropout < 1.0:
             rdp = self.get_recurrent_dropout_mask(h_prev)
-        plan = recurrence.StepPlan(self)
-        kernel, recurrent_kernel, bias = plan.weights()
-        z = recurrence.project(plan, inputs, kernel, dp) + recurrence.project(
-            plan, h_prev, recurrent_kernel, rdp, recurrent=True
-        )
+        kernel, recurrent_kernel, bias = self.joined_weights()
+        z = self.project(inputs, kernel, dp) + self.project(h_prev, recurrent_kernel, rdp, True)
         if bias is not None:
             z = z + bias
-        grk = plan.gate_recurrent_kernel() if self.spec.full_gate_recurrence else None
-        h, c, gates = recurrence.step(plan, z, c_prev, states[2] if grk is not None else None, grk)
-        new_states = [h, c]
-        if grk is not None:
-            new_states.append(recurrence.packed_gate_state(gates))
-        return h, new_states
+        previous = states[2] if self.spec.carried_gate_units else None
+        h, c, values = self.step(z, c_prev, previous)
+        return h, self._new_states(h, c, values)
 
     def call_per_gate(self, inputs, states):
-        """One step computed part by part, each sublayer on its own.
-
-        Slower than :meth:`call`; it exists to show (and test) that the fused
-        step is the same computation as the four sublayers.  Returns
-        ``(h, [h, c, ...], gates)``.
+        """One step computed part by part: each sublayer's own matmuls
+        (:meth:`~keras_lstm_gates.Gate.preactivation`), then the same
+        :meth:`step`.  Slower than :meth:`call`; it shows (and the tests
+        check) that the joined matmul is the same computation.  Returns
+        ``(h, [h, c, ...], values)``.
         """
         # Not called through Layer.__call__, so numpy arguments arrive as they
         # are; torch cannot multiply its tensors with numpy arrays.
         inputs = ops.convert_to_tensor(inputs, dtype=self.compute_dtype)
         states = [ops.convert_to_tensor(s, dtype=self.compute_dtype) for s in states]
         h_prev, c_prev = states[0], states[1]
-        previous = states[2] if self.spec.full_gate_recurrence else None
-        values = {}
-        for name in ("input_gate", "forget_gate"):
-            gate = self.gates[name]
-            if gate is not None:
-                values[name] = gate(inputs, h_prev, c_prev, previous)
-        g = self.candidate(inputs, h_prev)
-        i = values.get("input_gate", ops.ones_like(g))
-        if self.spec.coupled:
-            f = 1.0 - i
-        else:
-            f = values.get("forget_gate", ops.ones_like(g))
-        c = f * c_prev + i * g
-        o = ops.ones_like(g)
-        if self.output_gate is not None:
-            o = self.output_gate(inputs, h_prev, c, previous)
-        out_act = activations.linear if self.spec.output_linear else self.activation
-        h = o * out_act(c)
-        gates = {"input_gate": i, "forget_gate": f, "candidate": g, "output_gate": o}
-        new_states = [h, c]
-        if previous is not None:
-            new_states.append(recurrence.packed_gate_state(gates))
-        return h, new_states, gates
+        z = {n: g.preactivation(inputs, h_prev) for n, g in self.present_gates.items()}
+        previous = states[2] if self.spec.carried_gate_units else None
+        h, c, values = self.step(z, c_prev, previous)
+        return h, self._new_states(h, c, values), values
 
     def get_initial_state(self, batch_size=None):
         return [ops.zeros((batch_size, d), dtype=self.compute_dtype) for d in self.state_size]
 
     def get_config(self):
-        config = {
-            "units": self.units,
-            "activation": activations.serialize(self.activation),
-            "recurrent_activation": activations.serialize(self.recurrent_activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "unit_forget_bias": self.unit_forget_bias,
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
-            "dropout": self.dropout,
-            "recurrent_dropout": self.recurrent_dropout,
-            "seed": self.seed,
-            "gate_options": serialize_gate_options(self.gate_options),
-            "variant": self.spec.name,
-            "peepholes": self.spec.peepholes,
-            "forget_bias": self.forget_bias,
-            "chrono_t_max": self.chrono_t_max,
-            "chrono_seed": self.chrono_seed,
-            "implementation": self.implementation,
-        }
-        return {**super().get_config(), **config}
-
-
-_SERIALIZERS = {
-    "activation": activations.serialize,
-    "initializer": initializers.serialize,
-    "regularizer": regularizers.serialize,
-    "constraint": constraints.serialize,
-}
-_GETTERS = {
-    "activation": activations.get,
-    "initializer": initializers.get,
-    "regularizer": regularizers.get,
-    "constraint": constraints.get,
-}
-
-
-def _option_kind(option):
-    return option.rsplit("_", 1)[-1]
-
-
-def serialize_gate_options(gate_options):
-    return {
-        gate: {
-            k: _SERIALIZERS[_option_kind(k)](_GETTERS[_option_kind(k)](v)) for k, v in opts.items()
-        }
-        for gate, opts in gate_options.items()
-    }
+        return {**super().get_config(), **config_of(self, CELL_OPTIONS)}

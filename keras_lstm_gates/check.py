@@ -11,9 +11,11 @@ For a fixed set of configurations it builds a model with
 reports, for each:
 
 * the execution path each layer takes, observed while the model runs
-  (``cudnn``; klg's ``fused-loop`` with its hand-written backward pass or its
-  autodiff ``scan-loop``; Keras's generic ``rnn-loop``, or on PyTorch its
-  ``backend-lstm`` fallback kernel), and why klg did not take cuDNN;
+  (``cudnn``; on PyTorch, klg's ``onednn``, PyTorch's own kernel; klg's
+  ``fused-loop`` with its hand-written backward pass or its autodiff
+  ``scan-loop``; Keras's generic ``rnn-loop``, or on PyTorch its
+  ``backend-lstm`` fallback kernel), and why klg did not take cuDNN (and,
+  on PyTorch, its kernel);
 * parity with ``keras.layers.LSTM`` on the same device: outputs, final
   states, and the gradients of one SGD step (the weight change, in Keras's
   fused layout), against the tolerances of the project's parity tests
@@ -125,8 +127,9 @@ def _backend_version(name):
 class PathSpy:
     """Records which kernels run while it is active.
 
-    It wraps ``keras.src.backend.lstm`` (the cuDNN entry point of both layers;
-    it raises ``NotImplementedError`` where cuDNN cannot run) and klg's two
+    It watches Keras's cuDNN entry point (of both layers; it raises
+    ``NotImplementedError`` where cuDNN cannot run, see
+    :func:`keras_lstm_gates.compat.watching_keras_lstm`) and klg's two
     loops.  Kernels are recorded while the models trace or run, so compiled
     steps are seen when they are traced.
     """
@@ -136,20 +139,21 @@ class PathSpy:
 
     @contextlib.contextmanager
     def watching(self):
-        from keras.src import backend as keras_backend
+        import keras
 
-        from . import loops
+        from . import compat, loops
 
-        patched = [
-            (keras_backend, "lstm", "cudnn"),
-            (loops, "lstm_sequence", "fused-loop"),
-            (loops, "scan", "scan-loop"),
-        ]
+        patched = [(loops, "fused_sequence", "fused-loop"), (loops, "scan", "scan-loop")]
+        if keras.backend.backend() == "torch":
+            from .loops import torch as torch_loops
+
+            patched.append((torch_loops, "native_sequence", "onednn"))
         originals = [(obj, attr, getattr(obj, attr)) for obj, attr, _ in patched]
         for (obj, attr, label), (_, _, original) in zip(patched, originals):
             setattr(obj, attr, self._wrap(original, label))
         try:
-            yield self
+            with compat.watching_keras_lstm(self.events.append):
+                yield self
         finally:
             for obj, attr, original in originals:
                 setattr(obj, attr, original)
@@ -177,14 +181,14 @@ def _klg_path(events, model):
     lstms = [layer for layer in _walk(model) if isinstance(layer, LSTM)]
     if any(layer.unroll for layer in lstms):
         return "unrolled"
-    for label in ("cudnn", "fused-loop", "scan-loop"):
+    for label in ("cudnn", "onednn", "fused-loop", "scan-loop"):
         if label in events:
             return label
     return "unknown"
 
 
 def _keras_path(events):
-    from .layer import gpu_available
+    from .sequence import gpu_available
 
     if "cudnn" not in events:
         return "rnn-loop"
@@ -194,31 +198,32 @@ def _keras_path(events):
 
 
 def _klg_reason(model, path):
-    from .layer import LSTM, gpu_available
+    """Why klg did not take cuDNN, and on PyTorch why not its own kernel."""
+    import keras
+
+    from .layer import LSTM
+    from .sequence import gpu_available, onednn_unsupported_reason
 
     if path == "cudnn":
         return ""
-    for layer in _walk(model):
-        if isinstance(layer, LSTM):
-            reason = layer.cudnn_unsupported_reason()
-            if reason:
-                return reason
-            if layer.use_cudnn is False:
-                return "use_cudnn=False"
-    if not gpu_available():
-        return "no GPU"
-    return "the mask is not right-padded"
+    lstms = [layer for layer in _walk(model) if isinstance(layer, LSTM)]
+    reason = next((r for r in (layer.cudnn_unsupported_reason() for layer in lstms) if r), None)
+    if reason is None and any(layer.use_cudnn is False for layer in lstms):
+        reason = "use_cudnn=False"
+    if reason is None:
+        reason = "no GPU" if not gpu_available() else "the mask is not right-padded"
+    if keras.backend.backend() == "torch" and path != "onednn":
+        why = (onednn_unsupported_reason(layer) for layer in lstms)
+        reason += "; PyTorch's kernel: " + next(
+            (r for r in why if r), "the mask is not right-padded in the order the layer reads"
+        )
+    return reason
 
 
-def _walk(layer):
-    import keras
+def _walk(model):
+    from .walk import layer_paths
 
-    yield layer
-    if isinstance(layer, keras.layers.Bidirectional):
-        yield from (layer.forward_layer, layer.backward_layer)
-        return
-    for sub in getattr(layer, "layers", []) or []:
-        yield from _walk(sub)
+    return [layer for layer, _ in layer_paths(model).values()]
 
 
 # -- the configurations --------------------------------------------------------
@@ -305,13 +310,13 @@ def _lstm_weights(model):
     import keras
 
     from .layer import LSTM
-    from .recurrence import KERAS_ORDER
+    from .parts import PARTS
 
     to_np = keras.ops.convert_to_numpy
     arrays = []
     for layer in _walk(model):
         if isinstance(layer, LSTM):
-            gates = [layer.cell.gates[n] for n in KERAS_ORDER]
+            gates = [layer.cell.gates[n] for n in PARTS]
             for attr in ("kernel", "recurrent_kernel", "bias"):
                 arrays.append(np.concatenate([to_np(getattr(g, attr)) for g in gates], axis=-1))
         elif isinstance(layer, keras.layers.LSTM):
@@ -433,7 +438,7 @@ def check(quick=False, configs=None, rounds=None, seed=0):
     """
     import keras
 
-    from . import __version__
+    from .version import __version__
 
     names = list(CONFIG_NAMES if configs is None else configs)
     unknown = [n for n in names if n not in CONFIG_NAMES]

@@ -28,12 +28,11 @@ import warnings
 import keras
 import numpy as np
 from keras import ops, tree
-from keras.src.models.functional import Functional
-from keras.src.saving.serialization_lib import SafeModeScope
 
 from . import compat
 from .interop import get_fused_weights, set_gates_from_fused
 from .layer import LSTM
+from .walk import find
 
 TARGETS = ("klg", "keras")
 
@@ -48,34 +47,10 @@ def _is_klg_lstm(layer):
     return isinstance(layer, LSTM)
 
 
-def _is_graph_model(layer):
-    return isinstance(layer, (keras.Sequential, Functional))
-
-
-def _sublayers(layer):
-    """Every layer a layer holds, one level down (as Keras tracks them)."""
-    if isinstance(layer, keras.layers.Bidirectional):
-        return [layer.forward_layer, layer.backward_layer]
-    if isinstance(layer, (keras.layers.LSTM, LSTM)):
-        return []
-    return list(getattr(layer, "_layers", None) or getattr(layer, "layers", []) or [])
-
-
-def _find(root, predicate):
-    """Paths of the layers under ``root`` (``root`` included) that match."""
-    found, seen = [], set()
-
-    def visit(layer, path):
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        if predicate(layer):
-            found.append(path)
-        for child in _sublayers(layer):
-            visit(child, f"{path}/{child.name}")
-
-    visit(root, root.name)
-    return found
+def is_graph_model(layer):
+    """Whether ``layer`` is a Sequential or functional model, whose structure
+    Keras can clone (a subclassed model's lives in its Python code)."""
+    return isinstance(layer, keras.Sequential) or compat.is_functional(layer)
 
 
 def _subclassed_error(model, what):
@@ -125,10 +100,10 @@ class _Converter:
                 trainable=layer.trainable,
                 dtype=layer.dtype_policy,
             )
-        if _is_graph_model(layer):  # e.g. the model inside a TimeDistributed
+        if is_graph_model(layer):  # e.g. the model inside a TimeDistributed
             return self.model(layer)
         if isinstance(layer, keras.Model):
-            inner = _find(layer, self.source)
+            inner = find(layer, self.source)
             if inner:
                 raise _subclassed_error(layer, f"{self.source_name} layers at {inner}")
             try:
@@ -151,7 +126,7 @@ class _Converter:
         # Nested models come back to __call__ (recursive=False), so each level
         # gets inputs named after the original's InputLayers.
         inputs = None
-        if isinstance(model, Functional):
+        if compat.is_functional(model):
             inputs = tree.map_structure(_input_like, model.input)
         return keras.models.clone_model(model, input_tensors=inputs, clone_function=self)
 
@@ -160,15 +135,16 @@ def _copy_of(layer):
     # The config comes from a live layer, not from a file, so a Python
     # lambda in it (a Lambda layer's function) is the user's own code:
     # Keras's safe mode, which guards loading, does not apply.
-    with SafeModeScope(False):
+    with compat.unsafe_deserialization():
         return layer.__class__.from_config(layer.get_config())
 
 
 def _input_like(tensor):
-    history = getattr(tensor, "_keras_history", None)
-    name = history[0].name if history else tensor.name
     return keras.Input(
-        batch_shape=tensor.shape, dtype=tensor.dtype, sparse=tensor.sparse, name=name
+        batch_shape=tensor.shape,
+        dtype=tensor.dtype,
+        sparse=tensor.sparse,
+        name=compat.input_layer_name(tensor),
     )
 
 
@@ -191,7 +167,7 @@ def _pairs(source, target, path):
     """``(source layer, target layer, path)`` in pre-order, parents first."""
     yield source, target, path
     a, b = _children(source), _children(target)
-    if len(a) != len(b) or (a and not _is_graph_model(source) and type(source) is not type(target)):
+    if len(a) != len(b) or (a and not is_graph_model(source) and type(source) is not type(target)):
         raise RuntimeError(  # pragma: no cover - a bug in the rebuild, never the user's input
             f"klg.convert: the rebuilt {path!r} does not match the original "
             f"({len(a)} sublayers vs {len(b)})."
@@ -412,8 +388,8 @@ def convert(model, to="klg"):
         )
     converter = _Converter(to)
     if isinstance(model, keras.Model):
-        if not _is_graph_model(model):
-            inner = _find(model, converter.source)
+        if not is_graph_model(model):
+            inner = find(model, converter.source)
             raise _subclassed_error(
                 model,
                 f"{converter.source_name} layers at {inner}" if inner else "no layer to convert",
@@ -453,8 +429,8 @@ def _convert_layer(layer, converter):
 
 
 def _warn_left_over(new, converter):
-    left = _find(new, converter.source)
-    subclasses = _find(
+    left = find(new, converter.source)
+    subclasses = find(
         new,
         lambda layer: (
             converter.to == "klg"

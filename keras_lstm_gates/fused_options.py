@@ -31,17 +31,10 @@ under the recurrent regularizer and constraint.
 
 from keras import ops
 from keras.constraints import Constraint
-from keras.src import backend  # in_stateless_scope is not in the public API
 
-from .recurrence import KERAS_ORDER
-
-try:  # Keras reads variables this way in Layer._get_regularization_losses.
-    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
-except ImportError:  # pragma: no cover - other Keras 3 layouts
-
-    def in_symbolic_scope():
-        return False
-
+from . import parts
+from .compat import current_value
+from .parts import PARTS
 
 # Each weight of a gate, and the stem of the layer-level options acting on it.
 WEIGHT_OPTIONS = {
@@ -63,7 +56,7 @@ def fused_gates(cell, weight, kind):
     present gates that have that weight and no option of their own for it."""
     option = option_name(weight, kind)
     names = []
-    for name in KERAS_ORDER:
+    for name in PARTS:
         gate = cell.gates[name]
         if gate is None or getattr(gate, weight, None) is None:
             continue
@@ -80,19 +73,8 @@ def is_trainable(cell, name, weight):
     return bool(cell.trainable and gate.trainable and getattr(gate, weight).trainable)
 
 
-def current_value(variable):
-    """The value an optimizer step or a loss sees: the stateless scope's value
-    under JAX's stateless training, else the variable itself."""
-    if backend.in_stateless_scope() and not in_symbolic_scope():
-        value = backend.get_stateless_scope().get_current_value(variable)
-        if value is not None:
-            return value
-    return variable
-
-
 def _concat(values):
-    values = [ops.convert_to_tensor(v) for v in values]
-    return values[0] if len(values) == 1 else ops.concatenate(values, axis=-1)
+    return parts.join([ops.convert_to_tensor(v) for v in values])
 
 
 def fused_regularization_losses(cell):

@@ -1,37 +1,39 @@
-"""The four parts of an LSTM cell, each a Keras layer that owns its weights.
+"""The four parts of an LSTM cell, each a Keras layer that owns its weights
+and its math.
 
-Every part computes one affine map of the step input ``x_t`` and the previous
-hidden state ``h_{t-1}`` followed by an activation:
+A part computes an affine map of the step input ``x_t`` and the previous
+hidden state ``h_(t-1)``, then its activation (the d2l.ai notation of the
+site: ``W_x`` is the part's ``kernel``, ``W_h`` its ``recurrent_kernel``)::
 
-    a_t = activation(x_t @ kernel + h_{t-1} @ recurrent_kernel + bias)
+    z   = x_t W_x + h_(t-1) W_h + b        # Gate.preactivation
+    a_t = activation(z + p * c)            # Gate.activate (p: the peephole)
+
+With ``layer_norm`` (the ``"LN"`` variant, Ba, Kiros & Hinton 2016) the
+part normalises its summed input over the units before adding its bias,
+``z = g * (a - mean(a)) / sqrt(var(a) + eps) + b`` with ``a = x_t W_x +
+h_(t-1) W_h`` and a learnable gain ``g`` (``norm_gain``); the output gate
+also normalises the cell state it shows, ``h_t = o_t * tanh(g_c * (c_t -
+mean) / std + b_c)``.
 
 This is the ``g(n+1) = sigma(W [1; x])`` of the equation pages with ``W``
-split into its bias, input and recurrent parts.  The three gates
-(:class:`InputGate`, :class:`ForgetGate`, :class:`OutputGate`) must squash
-into ``[0, 1]``; :class:`CandidateMemory` (the block input ``C~_t``) uses
-``tanh`` by default and may use any activation.
+split into its bias, input and recurrent parts.  :meth:`Gate.activate` is
+the only code that turns a pre-activation into the part's value: the
+per-part call, the cell's fused step (which computes every part's ``z``
+with one matmul over the joined weights), every sequence loop, exported
+graphs and tracing all run it.  The three gates (:class:`InputGate`,
+:class:`ForgetGate`, :class:`OutputGate`) must squash into ``[0, 1]``;
+:class:`CandidateMemory` (the block input ``C~_t``) uses ``tanh`` by
+default and may use any activation.
 """
 
 import numpy as np
-from keras import activations, constraints, initializers, ops, regularizers
+from keras import activations, ops
 from keras.layers import Layer
 from keras.saving import register_keras_serializable
 
-PACKAGE = "keras_lstm_gates"
+from .options import Option, assign, config_of, takes
 
-# Options that may be given per gate (see ``LSTMCell(gate_options=...)``).
-GATE_OPTIONS = (
-    "activation",
-    "kernel_initializer",
-    "recurrent_initializer",
-    "bias_initializer",
-    "kernel_regularizer",
-    "recurrent_regularizer",
-    "bias_regularizer",
-    "kernel_constraint",
-    "recurrent_constraint",
-    "bias_constraint",
-)
+PACKAGE = "keras_lstm_gates"
 
 _KNOWN_OUT_OF_RANGE = {
     "softmax": "softmax normalises across units so that they sum to 1: one "
@@ -110,14 +112,130 @@ def check_gate_activation(activation, gate="gate"):
     )
 
 
+def native(activation):
+    """The running backend's own function for Keras's ``sigmoid`` and
+    ``tanh`` (Keras calls it and returns its result), else ``activation``
+    itself.  Inside a Python loop Keras's dispatch costs more than the op;
+    in a compiled graph the two are the same op."""
+    import keras
+
+    name = keras.backend.backend()
+    if activation not in (activations.sigmoid, activations.tanh) or name not in _NATIVE:
+        return activation
+    return _NATIVE[name](activation is activations.sigmoid)
+
+
+def _torch_activation(sigmoid):
+    import torch
+
+    return torch.sigmoid if sigmoid else torch.tanh
+
+
+def _jax_activation(sigmoid):
+    import jax
+
+    return jax.nn.sigmoid if sigmoid else jax.numpy.tanh
+
+
+def _tf_activation(sigmoid):
+    import tensorflow as tf
+
+    return tf.sigmoid if sigmoid else tf.tanh
+
+
+_NATIVE = {"torch": _torch_activation, "jax": _jax_activation, "tensorflow": _tf_activation}
+
+
+def derivative_from_value(activation):
+    """``d activation / dz`` as a function of the activation's value, for
+    the activations whose derivative is one (sigmoid, tanh), else ``None``."""
+    if activation is activations.sigmoid:
+        return lambda value: value * (1.0 - value)
+    if activation is activations.tanh:
+        return lambda value: 1.0 - value * value
+    return None
+
+
+#: The epsilon of the layer-normalised parts (that of ``keras.layers.LayerNormalization``).
+LAYER_NORM_EPSILON = 1e-3
+
+
+def _layer_normalized(z, gain, epsilon=LAYER_NORM_EPSILON):
+    """``gain * (z - mean(z)) / sqrt(var(z) + epsilon)`` over the units."""
+    mean = ops.mean(z, axis=-1, keepdims=True)
+    centred = z - mean
+    variance = ops.mean(centred * centred, axis=-1, keepdims=True)
+    return gain * centred * ops.rsqrt(variance + epsilon)
+
+
+#: The per-part options, also given per gate through ``gate_options``.
+PART_OPTIONS = (
+    Option("activation", "tanh", "the part's activation", kind="activation"),
+    Option("kernel_initializer", "glorot_uniform", "initializer of W_x", kind="initializer"),
+    Option("recurrent_initializer", "orthogonal", "initializer of W_h", kind="initializer"),
+    Option("bias_initializer", "zeros", "initializer of b", kind="initializer"),
+    Option("kernel_regularizer", None, "regularizer of W_x", kind="regularizer"),
+    Option("recurrent_regularizer", None, "regularizer of W_h", kind="regularizer"),
+    Option("bias_regularizer", None, "regularizer of b", kind="regularizer"),
+    Option("kernel_constraint", None, "constraint of W_x", kind="constraint"),
+    Option("recurrent_constraint", None, "constraint of W_h", kind="constraint"),
+    Option("bias_constraint", None, "constraint of b", kind="constraint"),
+)
+#: What a variant sets on each part (see :mod:`keras_lstm_gates.variants`).
+STRUCTURE_OPTIONS = (
+    Option("use_bias", True, "whether the part has a bias b", kind="bool"),
+    Option(
+        "peephole",
+        False,
+        "whether the part reads the cell state (weight p)",
+        kind="bool",
+        attribute="peephole_enabled",
+    ),
+    Option(
+        "recurrent_gate_dim",
+        0,
+        "width of the previous step's gate values the part reads (full gate recurrence)",
+        kind="int",
+    ),
+    Option(
+        "layer_norm",
+        False,
+        "normalise the summed input over the units before the bias (weight norm_gain)",
+        kind="bool",
+    ),
+)
+UNITS = Option("units", None, "number of units, the width of the part's output", kind="units")
+
+
+def _options(activation):
+    first = Option("activation", activation, PART_OPTIONS[0].doc, kind="activation")
+    return (UNITS, first, *PART_OPTIONS[1:], *STRUCTURE_OPTIONS)
+
+
+def _init(activation):
+    """The ``__init__`` of a part class whose activation defaults to
+    ``activation`` (each class has its own signature)."""
+    options = _options(activation)
+
+    @takes(options)
+    def __init__(self, given, **kwargs):
+        kwargs.setdefault("name", self.default_name)
+        Layer.__init__(self, **kwargs)
+        self._options = options
+        assign(self, options, given, self.name)
+        self.activation = self.check_activation(self.activation)
+        self._native_activation = native(self.activation)
+
+    return __init__
+
+
 @register_keras_serializable(package=PACKAGE)
 class Gate(Layer):
-    """One LSTM part: ``activation(x @ kernel + h @ recurrent_kernel + bias)``.
+    """One LSTM part: ``activation(x W_x + h W_h + b)``.
 
     Args:
         units: number of LSTM units (the width of this part's output).
         activation: the squashing function.
-        use_bias: whether the part has a ``bias`` vector.
         kernel_initializer, recurrent_initializer, bias_initializer:
             initializers of ``kernel`` (input_dim, units), ``recurrent_kernel``
             (units, units) and ``bias`` (units,).
@@ -125,15 +243,25 @@ class Gate(Layer):
             regularizers of the same three weights.
         kernel_constraint, recurrent_constraint, bias_constraint:
             constraints of the same three weights.
+        use_bias: whether the part has a ``bias`` vector.
         peephole: if True the part also owns a ``peephole`` vector (units,)
             that weighs the cell state element-wise (Gers & Schmidhuber 2000).
         recurrent_gate_dim: if positive, the part also owns a
             ``gate_recurrent_kernel`` (recurrent_gate_dim, units) that reads
             the previous step's gate activations (full gate recurrence).
+        layer_norm: if True the part normalises ``x W_x + h W_h`` over the
+            units, scales it by its own ``norm_gain`` (units,) and then adds
+            its bias (Ba, Kiros & Hinton 2016); an output gate also owns
+            ``state_norm_gain`` and ``state_norm_bias`` for the cell state it
+            shows.
 
     Call arguments:
         inputs: the step input ``x_t``, shape (batch, input_dim).
-        hidden_state: ``h_{t-1}``, shape (batch, units).
+        hidden_state: ``h_(t-1)``, shape (batch, units).
+        cell_state: the cell state a peephole reads (``c_(t-1)`` for the
+            input and forget gates, ``c_t`` for the output gate).
+        previous_gates: the previous step's ``[i, f, o]`` (full gate
+            recurrence).
 
     >>> import numpy as np
     >>> gate = CandidateMemory(3)
@@ -142,47 +270,11 @@ class Gate(Layer):
     """
 
     symbol = "a"
+    default_name = "gate"
+    __init__ = _init("tanh")
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        peephole=False,
-        recurrent_gate_dim=0,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(
-                f"{self.name}: expected `units` to be a positive integer, received units={units!r}."
-            )
-        self.units = int(units)
-        self.activation = self._resolve_activation(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.recurrent_initializer = initializers.get(recurrent_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.recurrent_constraint = constraints.get(recurrent_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
-        self.peephole_enabled = bool(peephole)
-        self.recurrent_gate_dim = int(recurrent_gate_dim)
-
-    def _resolve_activation(self, activation):
-        return activations.get(activation)
+    def check_activation(self, activation):
+        return activation
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -217,9 +309,12 @@ class Gate(Layer):
         self.peephole = None
         if self.peephole_enabled:
             self.peephole = self.add_weight(
-                shape=(self.units,),
-                name="peephole",
-                initializer="zeros",
+                shape=(self.units,), name="peephole", initializer="zeros"
+            )
+        self.norm_gain = None
+        if self.layer_norm:
+            self.norm_gain = self.add_weight(
+                shape=(self.units,), name="norm_gain", initializer="ones"
             )
         self.gate_recurrent_kernel = None
         if self.recurrent_gate_dim:
@@ -240,46 +335,63 @@ class Gate(Layer):
                 return
         super().load_own_variables(store)
 
-    def preactivation(self, inputs, hidden_state, cell_state=None, previous_gates=None):
-        """The affine part ``x @ kernel + h @ recurrent_kernel + bias`` (plus
-        ``peephole * c`` and ``previous_gates @ gate_recurrent_kernel`` when
-        this part has them)."""
+    # -- the part's math -------------------------------------------------
+
+    @property
+    def projection_bias(self):
+        """The bias added with the matmuls (``None`` without one): the
+        fused path joins it with the other parts' into one vector.  A
+        layer-normalised part adds its bias after the normalisation."""
+        return None if self.layer_norm else self.bias
+
+    def preactivation(self, inputs, hidden_state):
+        """``x W_x + h W_h + b``: the matmuls, with the bias
+        (:attr:`projection_bias`)."""
         z = ops.matmul(inputs, self.kernel) + ops.matmul(hidden_state, self.recurrent_kernel)
-        if self.bias is not None:
-            z = z + self.bias
-        if self.peephole is not None and cell_state is not None:
-            z = z + self.peephole * cell_state
-        if self.gate_recurrent_kernel is not None and previous_gates is not None:
-            z = z + ops.matmul(previous_gates, self.gate_recurrent_kernel)
+        if self.projection_bias is not None:
+            z = z + self.projection_bias
         return z
 
+    @property
+    def reads_only_its_preactivation(self):
+        """Whether :meth:`activate` is the activation of ``z`` and nothing
+        else (no peephole, no gate recurrence): then the sequence loops may
+        differentiate it by hand (:meth:`derivative`)."""
+        return not (self.peephole_enabled or self.recurrent_gate_dim or self.layer_norm)
+
+    def activate(self, z, cell_state=None, previous_gates=None):
+        """The part's value from its pre-activation ``z`` (see
+        :meth:`preactivation`): the peephole term ``p * c`` and the gate
+        recurrence ``previous_gates @ W_g`` when the part has them, then its
+        activation.  A layer-normalised part first normalises ``z``, scales
+        it by ``norm_gain`` and adds its bias."""
+        if self.layer_norm:
+            z = _layer_normalized(z, self.norm_gain)
+            if self.use_bias:
+                z = z + self.bias
+        if self.peephole_enabled:
+            z = z + self.peephole * cell_state
+        if self.recurrent_gate_dim:
+            z = z + ops.matmul(previous_gates, self.gate_recurrent_kernel)
+        return self._native_activation(z)
+
+    def derivative(self, value):
+        """``d activate / dz`` at an output ``value`` of :meth:`activate`,
+        for a part that :attr:`reads_only_its_preactivation` with a sigmoid
+        or tanh activation; ``None`` otherwise."""
+        if not self.reads_only_its_preactivation:
+            return None
+        derivative = derivative_from_value(self.activation)
+        return None if derivative is None else derivative(value)
+
     def call(self, inputs, hidden_state, cell_state=None, previous_gates=None):
-        return self.activation(self.preactivation(inputs, hidden_state, cell_state, previous_gates))
+        return self.activate(self.preactivation(inputs, hidden_state), cell_state, previous_gates)
 
     def compute_output_shape(self, input_shape, *args, **kwargs):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "units": self.units,
-                "activation": activations.serialize(self.activation),
-                "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer),
-                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-                "recurrent_regularizer": regularizers.serialize(self.recurrent_regularizer),
-                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-                "kernel_constraint": constraints.serialize(self.kernel_constraint),
-                "recurrent_constraint": constraints.serialize(self.recurrent_constraint),
-                "bias_constraint": constraints.serialize(self.bias_constraint),
-                "peephole": self.peephole_enabled,
-                "recurrent_gate_dim": self.recurrent_gate_dim,
-            }
-        )
-        return config
+        return {**super().get_config(), **config_of(self, self._options)}
 
 
 @register_keras_serializable(package=PACKAGE)
@@ -296,17 +408,16 @@ class SigmoidGate(Gate):
     [0.5, 0.5, 0.5, 0.5]
     """
 
-    def __init__(self, units, activation="sigmoid", **kwargs):
-        super().__init__(units, activation=activation, **kwargs)
+    __init__ = _init("sigmoid")
 
-    def _resolve_activation(self, activation):
+    def check_activation(self, activation):
         return check_gate_activation(activation, self.name)
 
 
 @register_keras_serializable(package=PACKAGE)
 class InputGate(SigmoidGate):
-    """Input gate ``i_t = sigma(x_t W_i + h_{t-1} U_i + b_i)``: how much of the
-    candidate memory is written into the cell.
+    """Input gate ``i_t = sigmoid(x_t W_xi + h_(t-1) W_hi + b_i)``: how much
+    of the candidate memory is written into the cell.
 
     >>> gate = InputGate(8)
     >>> gate.build((None, 3))
@@ -315,15 +426,13 @@ class InputGate(SigmoidGate):
     """
 
     symbol = "i"
-
-    def __init__(self, units, name="input_gate", **kwargs):
-        super().__init__(units, name=name, **kwargs)
+    default_name = "input_gate"
 
 
 @register_keras_serializable(package=PACKAGE)
 class ForgetGate(SigmoidGate):
-    """Forget gate ``f_t = sigma(x_t W_f + h_{t-1} U_f + b_f)``: the fraction of
-    each element of the previous cell state that is kept.
+    """Forget gate ``f_t = sigmoid(x_t W_xf + h_(t-1) W_hf + b_f)``: the
+    fraction of each element of the previous cell state that is kept.
 
     >>> gate = ForgetGate(8, bias_initializer="ones")
     >>> gate.build((None, 3))
@@ -332,36 +441,59 @@ class ForgetGate(SigmoidGate):
     """
 
     symbol = "f"
-
-    def __init__(self, units, name="forget_gate", **kwargs):
-        super().__init__(units, name=name, **kwargs)
+    default_name = "forget_gate"
 
 
 @register_keras_serializable(package=PACKAGE)
 class OutputGate(SigmoidGate):
-    """Output gate ``o_t = sigma(x_t W_o + h_{t-1} U_o + b_o)``: how much of the
-    squashed cell state is exposed as the hidden state.
+    """Output gate ``o_t = sigmoid(x_t W_xo + h_(t-1) W_ho + b_o)``: how much
+    of the squashed cell state is exposed as the hidden state.
 
     >>> OutputGate(2, activation="hard_sigmoid").activation.__name__
     'hard_sigmoid'
     """
 
     symbol = "o"
+    default_name = "output_gate"
 
-    def __init__(self, units, name="output_gate", **kwargs):
-        super().__init__(units, name=name, **kwargs)
+    def build(self, input_shape):
+        super().build(input_shape)
+        if self.layer_norm:
+            self.state_norm_gain = self.add_weight(
+                shape=(self.units,), name="state_norm_gain", initializer="ones"
+            )
+            self.state_norm_bias = self.add_weight(
+                shape=(self.units,), name="state_norm_bias", initializer="zeros"
+            )
+
+    def state_shown(self, cell_state):
+        """The cell state as this gate exposes it, before the cell's output
+        activation: ``h_t = o_t * tanh(state_shown(c_t))``; layer-normalised
+        with ``state_norm_gain`` and ``state_norm_bias`` in the ``"LN"``
+        variant."""
+        if not self.layer_norm:
+            return cell_state
+        return _layer_normalized(cell_state, self.state_norm_gain) + self.state_norm_bias
 
 
 @register_keras_serializable(package=PACKAGE)
 class CandidateMemory(Gate):
-    """Candidate memory (block input) ``C~_t = tanh(x_t W_c + h_{t-1} U_c + b_c)``:
-    the new content proposed for the cell state.
+    """Candidate memory (block input)
+    ``C~_t = tanh(x_t W_xc + h_(t-1) W_hc + b_c)``: the new content proposed
+    for the cell state.
 
     >>> CandidateMemory(2).activation.__name__
     'tanh'
     """
 
     symbol = "g"
+    default_name = "candidate"
 
-    def __init__(self, units, activation="tanh", name="candidate", **kwargs):
-        super().__init__(units, activation=activation, name=name, **kwargs)
+
+#: The class of each part.
+PART_CLASSES = {
+    "input_gate": InputGate,
+    "forget_gate": ForgetGate,
+    "candidate": CandidateMemory,
+    "output_gate": OutputGate,
+}

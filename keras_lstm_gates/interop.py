@@ -10,10 +10,13 @@ side by side along the last axis in the order i, f, c, o:
 klg stores the same numbers in the four sublayers.
 """
 
+import inspect
+
 import numpy as np
 from keras import ops
 
-from .recurrence import KERAS_ORDER
+from . import parts
+from .parts import PARTS
 
 
 def _cell_of(layer_or_cell):
@@ -66,15 +69,10 @@ def split_fused_weights(kernel, recurrent_kernel, bias=None):
     if bias is not None:
         bias = np.asarray(bias)
         _check_shape("bias", bias, (4 * units,))
-    parts = {}
-    for k, name in enumerate(KERAS_ORDER):
-        block = slice(k * units, (k + 1) * units)
-        parts[name] = (
-            kernel[:, block],
-            recurrent_kernel[:, block],
-            None if bias is None else bias[block],
-        )
-    return parts
+    blocks = [
+        parts.split(a, units) if a is not None else None for a in (kernel, recurrent_kernel, bias)
+    ]
+    return {name: tuple(None if b is None else b[name] for b in blocks) for name in PARTS}
 
 
 def set_gates_from_fused(layer_or_cell, kernel, recurrent_kernel, bias=None):
@@ -105,14 +103,14 @@ def set_gates_from_fused(layer_or_cell, kernel, recurrent_kernel, bias=None):
         _check_shape("bias", np.asarray(bias), (4 * units,))
     elif bias is not None:
         raise ValueError("bias: the layer has use_bias=False, so expected None, received an array.")
-    parts = split_fused_weights(kernel, recurrent_kernel, bias)
-    for name, (w, u, b) in parts.items():
+    blocks = split_fused_weights(kernel, recurrent_kernel, bias)
+    for name, (w, u, b) in blocks.items():
         gate = cell.gates[name]
         gate.kernel.assign(w)
         gate.recurrent_kernel.assign(u)
         if b is not None:
             gate.bias.assign(b)
-    return parts
+    return blocks
 
 
 def get_fused_weights(layer_or_cell):
@@ -131,14 +129,11 @@ def get_fused_weights(layer_or_cell):
             f"Keras's fused layout has no place for variant {cell.spec.name!r} "
             f"(peepholes={cell.spec.peepholes})."
         )
-    gates = [cell.gates[n] for n in KERAS_ORDER]
-    out = [
-        np.concatenate([ops.convert_to_numpy(g.kernel) for g in gates], axis=-1),
-        np.concatenate([ops.convert_to_numpy(g.recurrent_kernel) for g in gates], axis=-1),
+    gates = [cell.gates[n] for n in PARTS]
+    names = ("kernel", "recurrent_kernel") + (("bias",) if cell.use_bias else ())
+    return [
+        parts.join([np.asarray(ops.convert_to_numpy(getattr(g, w))) for g in gates]) for w in names
     ]
-    if cell.use_bias:
-        out.append(np.concatenate([ops.convert_to_numpy(g.bias) for g in gates], axis=-1))
-    return out
 
 
 def fused_layout_shapes(cell):
@@ -258,17 +253,12 @@ def lstm_to_keras(layer):
         )
     if layer.return_gates:
         raise ValueError("to_keras: keras.layers.LSTM cannot return gates; set return_gates=False.")
-    config = layer.get_config()
-    for key in (
-        "gate_options",
-        "variant",
-        "peepholes",
-        "forget_bias",
-        "chrono_t_max",
-        "chrono_seed",
-        "return_gates",
-    ):
-        config.pop(key, None)
+    from .layer import LAYER_OPTIONS
+
+    # klg's own arguments; Keras takes `implementation` through its **kwargs.
+    keras_arguments = set(inspect.signature(keras.layers.LSTM).parameters) | {"implementation"}
+    klg_only = {o.name for o in LAYER_OPTIONS} - keras_arguments
+    config = {k: v for k, v in layer.get_config().items() if k not in klg_only}
     keras_layer = keras.layers.LSTM(**config)
     batch = int(ops.shape(layer.states[0])[0]) if layer.stateful else None
     keras_layer.build((batch, None, cell.input_dim))

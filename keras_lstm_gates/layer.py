@@ -1,33 +1,71 @@
 """``LSTM``: the sequence layer, a drop-in for ``keras.layers.LSTM``."""
 
-from keras import activations, backend, constraints, initializers, ops, regularizers, tree
+import contextlib
+
+from keras import backend, ops, tree
 from keras.layers import RNN, InputSpec
 from keras.saving import register_keras_serializable
 
-from . import recurrence
-from .cell import LSTMCell, serialize_gate_options
+from . import compat, sequence
+from .cell import CELL_OPTIONS, LSTMCell
 from .gates import PACKAGE
-from .variants import SIGMOID_GATES
+from .options import Option, assign, config_of, named, takes
+from .parts import TRACED
 
-TRACE_KEYS = ("input_gate", "forget_gate", "candidate", "output_gate", "cell_state")
-
-
-def gpu_available():
-    """Whether the current Keras backend sees a GPU (the cuDNN kernels' home)."""
-    name = backend.backend()
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        return bool(tf.config.list_logical_devices("GPU"))
-    if name == "jax":
-        import jax
-
-        return jax.default_backend() == "gpu"
-    if name == "torch":
-        import torch
-
-        return torch.cuda.is_available()
-    return False
+#: The arguments of the sequence layer that its cell does not take.
+SEQUENCE_OPTIONS = (
+    Option("activity_regularizer", None, "regularizer of the output", kind="regularizer"),
+    Option("return_sequences", False, "return every step's h", kind="bool"),
+    Option("return_state", False, "also return the last h and c", kind="bool"),
+    Option("go_backwards", False, "read the sequence from its end", kind="bool"),
+    Option("stateful", False, "carry the states from batch to batch", kind="bool"),
+    Option("unroll", False, "unroll the loop over a known length", kind="bool"),
+    Option(
+        "use_cudnn",
+        "auto",
+        "run the cuDNN kernel on a GPU",
+        kind="choice",
+        choices=("auto", True, False),
+    ),
+    Option("return_gates", False, "also return the gate values of every step", kind="bool"),
+)
+#: The order of the layer's signature (that of ``keras.layers.LSTM``, klg's own
+#: arguments after Keras's).
+_ORDER = (
+    "units",
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+    "kernel_initializer",
+    "recurrent_initializer",
+    "bias_initializer",
+    "unit_forget_bias",
+    "kernel_regularizer",
+    "recurrent_regularizer",
+    "bias_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "recurrent_constraint",
+    "bias_constraint",
+    "dropout",
+    "recurrent_dropout",
+    "seed",
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "stateful",
+    "unroll",
+    "use_cudnn",
+    "gate_options",
+    "variant",
+    "peepholes",
+    "forget_bias",
+    "chrono_t_max",
+    "chrono_seed",
+    "return_gates",
+    "implementation",
+)
+LAYER_OPTIONS = tuple(named((*CELL_OPTIONS, *SEQUENCE_OPTIONS), _ORDER))
 
 
 @register_keras_serializable(package=PACKAGE)
@@ -41,24 +79,24 @@ class LSTM(RNN):
     ``layer.cell.candidate`` and ``layer.cell.output_gate``, each with
     ``kernel``, ``recurrent_kernel`` and ``bias``.
 
-    For every timestep ``t``::
+    For every timestep ``t`` (the d2l.ai notation of the site: ``W_xf`` is
+    ``cell.forget_gate.kernel``, ``W_hf`` its ``recurrent_kernel``)::
 
-        i_t = sigma(x_t W_i + h_{t-1} U_i + b_i)
-        f_t = sigma(x_t W_f + h_{t-1} U_f + b_f)
-        g_t = tanh (x_t W_c + h_{t-1} U_c + b_c)
-        o_t = sigma(x_t W_o + h_{t-1} U_o + b_o)
-        c_t = f_t * c_{t-1} + i_t * g_t
-        h_t = o_t * tanh(c_t)
+        i_t  = sigmoid(x_t W_xi + h_(t-1) W_hi + b_i)
+        f_t  = sigmoid(x_t W_xf + h_(t-1) W_hf + b_f)
+        C~_t = tanh   (x_t W_xc + h_(t-1) W_hc + b_c)
+        o_t  = sigmoid(x_t W_xo + h_(t-1) W_ho + b_o)
+        c_t  = f_t * c_(t-1) + i_t * C~_t
+        h_t  = o_t * tanh(c_t)
 
-    The gates' weights are stored once, in the gate sublayers, and
-    concatenated at call time so that each step is one matmul for all
-    gates; in the vanilla configuration a large layer (from 256 units, or
-    on JAX when the call's steps * batch is small against the weights'
-    rows) multiplies each gate by its own weights instead, so that a
-    training step holds no concatenated copy of the weights or of their
-    gradients.  On a GPU, when
-    the configuration allows it, the layer calls the same cuDNN kernel as
-    ``keras.layers.LSTM`` (see ``use_cudnn``).
+    The gates' weights are stored once, in the gate sublayers, and joined
+    at call time so that each step is one matmul for all parts; a large
+    layer (from 256 units, or on JAX when the call's steps * batch is small
+    against the weights' rows) multiplies each part by its own weights
+    instead, so that a training step holds no joined copy of the weights or
+    of their gradients.  On a GPU, when the configuration allows it, the
+    layer calls the same cuDNN kernel as ``keras.layers.LSTM`` (see
+    ``use_cudnn`` and :meth:`execution_path`).
 
     Args:
         units, activation, recurrent_activation, use_bias,
@@ -75,7 +113,7 @@ class LSTM(RNN):
         implementation: ``1`` or ``2``: how the dropout masks are drawn
             and applied, as in ``keras.layers.LSTM`` (see
             :class:`keras_lstm_gates.LSTMCell`); it changes nothing else.
-        return_gates: if True, also return a dict of per-timestep traces
+        return_gates: if True, also return a dict of per-timestep values
             ``{"input_gate", "forget_gate", "candidate", "output_gate",
             "cell_state"}``, each (batch, time, units), in processing order
             (reversed when ``go_backwards``); masked steps are zero.  It is
@@ -99,95 +137,20 @@ class LSTM(RNN):
     (['candidate', 'cell_state', 'forget_gate', 'input_gate', 'output_gate'], (2, 7, 4))
     """
 
-    def __init__(
-        self,
-        units,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias=True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        unit_forget_bias=True,
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        recurrent_constraint=None,
-        bias_constraint=None,
-        dropout=0.0,
-        recurrent_dropout=0.0,
-        seed=None,
-        return_sequences=False,
-        return_state=False,
-        go_backwards=False,
-        stateful=False,
-        unroll=False,
-        use_cudnn="auto",
-        gate_options=None,
-        variant="vanilla",
-        peepholes=False,
-        forget_bias=None,
-        chrono_t_max=None,
-        chrono_seed=None,
-        return_gates=False,
-        implementation=2,
-        **kwargs,
-    ):
-        if not (isinstance(use_cudnn, bool) or use_cudnn == "auto"):  # not 0 / 1
-            raise ValueError(
-                "Expected `use_cudnn` to be one of 'auto', True, False; "
-                f"received use_cudnn={use_cudnn!r}."
-            )
+    @takes(LAYER_OPTIONS)
+    def __init__(self, given, **kwargs):
         cell = LSTMCell(
-            units,
-            activation=activation,
-            recurrent_activation=recurrent_activation,
-            use_bias=use_bias,
-            kernel_initializer=kernel_initializer,
-            recurrent_initializer=recurrent_initializer,
-            bias_initializer=bias_initializer,
-            unit_forget_bias=unit_forget_bias,
-            kernel_regularizer=kernel_regularizer,
-            recurrent_regularizer=recurrent_regularizer,
-            bias_regularizer=bias_regularizer,
-            kernel_constraint=kernel_constraint,
-            recurrent_constraint=recurrent_constraint,
-            bias_constraint=bias_constraint,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            seed=seed,
-            gate_options=gate_options,
-            variant=variant,
-            peepholes=peepholes,
-            forget_bias=forget_bias,
-            chrono_t_max=chrono_t_max,
-            chrono_seed=chrono_seed,
-            implementation=implementation,
+            **{o.name: given[o.name] for o in CELL_OPTIONS},
             dtype=kwargs.get("dtype"),
             trainable=kwargs.get("trainable", True),
             name="lstm_cell",
         )
-        super().__init__(
-            cell,
-            return_sequences=return_sequences,
-            return_state=return_state,
-            go_backwards=go_backwards,
-            stateful=stateful,
-            unroll=unroll,
-            activity_regularizer=activity_regularizer,
-            **kwargs,
-        )
+        own = {o.name: given[o.name] for o in SEQUENCE_OPTIONS}
+        super().__init__(cell, **kwargs)
+        assign(self, SEQUENCE_OPTIONS, own, self.name)
         self.input_spec = InputSpec(ndim=3)
-        self.use_cudnn = use_cudnn
-        if not isinstance(return_gates, bool):
-            raise ValueError(
-                "Expected `return_gates` to be True or False, received "
-                f"return_gates={return_gates!r}."
-            )
-        self.return_gates = return_gates
-        if use_cudnn is True and self.cudnn_unsupported_reason() is not None:
+        self._gate_recorder = None
+        if self.use_cudnn is True and self.cudnn_unsupported_reason() is not None:
             raise ValueError(
                 "use_cudnn=True, but this configuration cannot run on the cuDNN "
                 f"kernel: {self.cudnn_unsupported_reason()}. Pass use_cudnn='auto' "
@@ -232,106 +195,34 @@ class LSTM(RNN):
         It reads only the configuration; whether a GPU is present and the mask
         is right-padded is decided at call time.
         """
-        cell = self.cell
-        if not cell.spec.is_vanilla:
-            return f"variant={cell.spec.name!r}, peepholes={cell.spec.peepholes}"
-        if (
-            cell.candidate.activation is not activations.tanh
-            or cell.activation is not activations.tanh
-        ):
-            return "the candidate and output activations must be tanh"
-        for name in SIGMOID_GATES:
-            if cell.gates[name].activation is not activations.sigmoid:
-                return f"the {name} activation must be sigmoid"
-        if cell.recurrent_dropout:
-            return "recurrent_dropout must be 0"
-        if cell.implementation == 1 and cell.dropout:
-            return "implementation=1 with dropout draws one input mask per gate"
-        if not cell.use_bias:
-            return "use_bias must be True"
-        if self.unroll:
-            return "unroll must be False"
-        if self.return_gates:
-            return "return_gates needs the per-step gate values"
-        return None
+        return sequence.cudnn_unsupported_reason(self)
 
     def execution_path(self):
-        """``"cudnn"`` or ``"fused"``: the kernel an unmasked call would take."""
-        if (
-            self.use_cudnn in ("auto", True)
-            and self.cudnn_unsupported_reason() is None
-            and gpu_available()
-        ):
-            return "cudnn"
-        return "fused"
+        """The kernel an unmasked inference call takes: ``"cudnn"``,
+        ``"fused"`` (the loops with a hand-written backward pass) or
+        ``"stepwise"`` (the step in a loop, differentiated by the backend;
+        see :mod:`keras_lstm_gates.sequence`)."""
+        return sequence.kernel_for(self)
 
-    def _run_cudnn(self, sequences, initial_state, mask, training):
-        from keras.src import backend as keras_backend
-
-        if training and self.cell.dropout:
-            dp_mask = self.cell.get_dropout_mask(sequences[:, 0, :])
-            sequences = sequences * ops.expand_dims(dp_mask, 1)
-        kernel, recurrent_kernel, bias = recurrence.StepPlan(self.cell).weights(
-            recurrence.KERAS_ORDER
-        )
-        last, outputs, states = keras_backend.lstm(
-            sequences,
-            initial_state[0],
-            initial_state[1],
-            mask,
-            kernel=kernel,
-            recurrent_kernel=recurrent_kernel,
-            bias=bias,
-            activation=self.cell.activation,
-            recurrent_activation=self.cell.recurrent_activation,
-            return_sequences=self.return_sequences,
-            go_backwards=self.go_backwards,
-            unroll=self.unroll,
-        )
-        if backend.backend() == "tensorflow":
-            self.supports_jit = False
-        return last, outputs, list(states), None
+    @contextlib.contextmanager
+    def recording(self, recorder):
+        """Within the block, every call of the layer also computes its gate
+        values and hands them to ``recorder(layer, values, mask, output)``
+        (``values`` as ``return_gates`` gives them, ``mask`` the call's
+        (batch, time) mask or ``None``, ``output`` what the layer outputs
+        first); what the layer returns is unchanged.
+        :func:`keras_lstm_gates.trace` and :class:`keras_lstm_gates.GateMonitor`
+        record through it."""
+        previous, self._gate_recorder = self._gate_recorder, recorder
+        try:
+            yield self
+        finally:
+            self._gate_recorder = previous
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         """Run the sequence; returns ``(last_output, outputs, states)`` like
         ``keras.layers.RNN.inner_loop``."""
-        return self._run(sequences, initial_state, mask, training)[:3]
-
-    def _run(self, sequences, initial_state, mask, training):
-        if tree.is_nested(mask):
-            mask = mask[0]
-        mask = recurrence.check_mask(mask, sequences.shape)
-        if self.execution_path() == "cudnn":
-            try:
-                return self._run_cudnn(sequences, initial_state, mask, training)
-            except NotImplementedError:
-                pass
-        if self.use_cudnn is True:
-            raise ValueError(
-                "use_cudnn=True was specified, but the cuDNN kernel cannot run "
-                "here: "
-                + (self.cudnn_unsupported_reason() or "no GPU, or a mask that is not right-padded")
-                + ". Pass use_cudnn='auto' to fall back to the fused kernel."
-            )
-        cell = self.cell
-        dp = rdp = None
-        if training and 0.0 < cell.dropout < 1.0:
-            dp = cell.get_dropout_mask(sequences[:, 0, :])
-        if training and 0.0 < cell.recurrent_dropout < 1.0:
-            rdp = cell.get_recurrent_dropout_mask(initial_state[0])
-        return recurrence.run_sequence(
-            cell,
-            sequences,
-            initial_state,
-            mask=mask,
-            go_backwards=self.go_backwards,
-            unroll=self.unroll,
-            zero_output_for_mask=self.zero_output_for_mask,
-            return_sequences=self.return_sequences,
-            return_gates=self.return_gates,
-            input_dropout_mask=dp,
-            recurrent_dropout_mask=rdp,
-        )
+        return sequence.run(self, sequences, initial_state, mask, training, False)[:3]
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         if len(sequences.shape) != 3:
@@ -361,19 +252,28 @@ class LSTM(RNN):
         ]
         # The batch size check first: a stateful layer's own states would
         # otherwise be reported as a wrong initial_state.
-        if self.stateful and self._expected_batch_size is not None and batch_size is not None:
-            if batch_size != self._expected_batch_size:
-                raise ValueError(
-                    f"{self.name}: stateful layer built for batch size "
-                    f"{self._expected_batch_size}, received {batch_size}."
-                )
+        expected_batch = compat.stateful_batch_size(self) if self.stateful else None
+        if expected_batch is not None and batch_size is not None and batch_size != expected_batch:
+            raise ValueError(
+                f"{self.name}: stateful layer built for batch size "
+                f"{expected_batch}, received {batch_size}."
+            )
         self._check_initial_state(initial_state, batch_size)
         # As keras.layers.RNN: draw the dropout masks at every call, in
         # training or not, so that a seeded layer's generator advances as
         # Keras's does and both draw the same masks.
         self.cell.get_dropout_mask(sequences[:, 0, :])
         self.cell.get_recurrent_dropout_mask(initial_state[0])
-        last_output, outputs, states, trace = self._run(sequences, initial_state, mask, training)
+        recorder = self._gate_recorder
+        mask = sequence.sequence_mask(mask, sequences.shape)
+        last_output, outputs, states, gate_values = sequence.run(
+            self,
+            sequences,
+            initial_state,
+            mask,
+            training,
+            return_gates=self.return_gates or recorder is not None,
+        )
         self.cell.reset_dropout_mask()
         self.cell.reset_recurrent_dropout_mask()
         dtype = self.compute_dtype
@@ -384,28 +284,32 @@ class LSTM(RNN):
             for variable, value in zip(tree.flatten(self.states), states):
                 variable.assign(value)
         output = outputs if self.return_sequences else last_output
+        if gate_values is not None:
+            gate_values = {k: ops.cast(gate_values[k], dtype) for k in TRACED}
+        if recorder is not None:
+            recorder(self, gate_values, mask, output)
         result = [output]
         if self.return_state:
             result.extend(states)
         if self.return_gates:
-            result.append({k: ops.cast(trace[k], dtype) for k in TRACE_KEYS})
+            result.append(gate_values)
         return result[0] if len(result) == 1 else tuple(result)
 
     def compute_output_shape(self, sequences_shape, initial_state_shape=None):
         shape = super().compute_output_shape(sequences_shape, initial_state_shape)
         if not self.return_gates:
             return shape
-        trace = {k: (sequences_shape[0], sequences_shape[1], self.units) for k in TRACE_KEYS}
+        values = {k: (sequences_shape[0], sequences_shape[1], self.units) for k in TRACED}
         if self.return_state:
-            return (*shape, trace)
-        return (shape, trace)
+            return (*shape, values)
+        return (shape, values)
 
     def compute_mask(self, inputs, mask):
         out = super().compute_mask(inputs, mask)
         if not self.return_gates:
             return out
         out = list(out) if isinstance(out, list) else [out]
-        return out + [{k: None for k in TRACE_KEYS}]
+        return out + [{k: None for k in TRACED}]
 
     # -- weight interop ----------------------------------------------------
 
@@ -452,77 +356,17 @@ class LSTM(RNN):
 
     # -- configuration -----------------------------------------------------
 
-    @property
-    def variant(self):
-        return self.cell.spec.name
-
-    @property
-    def peepholes(self):
-        return self.cell.spec.peepholes
-
     def get_config(self):
-        cell = self.cell
-        config = {
-            "units": cell.units,
-            "activation": activations.serialize(cell.activation),
-            "recurrent_activation": activations.serialize(cell.recurrent_activation),
-            "use_bias": cell.use_bias,
-            "kernel_initializer": initializers.serialize(cell.kernel_initializer),
-            "recurrent_initializer": initializers.serialize(cell.recurrent_initializer),
-            "bias_initializer": initializers.serialize(cell.bias_initializer),
-            "unit_forget_bias": cell.unit_forget_bias,
-            "kernel_regularizer": regularizers.serialize(cell.kernel_regularizer),
-            "recurrent_regularizer": regularizers.serialize(cell.recurrent_regularizer),
-            "bias_regularizer": regularizers.serialize(cell.bias_regularizer),
-            "activity_regularizer": regularizers.serialize(self.activity_regularizer),
-            "kernel_constraint": constraints.serialize(cell.kernel_constraint),
-            "recurrent_constraint": constraints.serialize(cell.recurrent_constraint),
-            "bias_constraint": constraints.serialize(cell.bias_constraint),
-            "dropout": cell.dropout,
-            "recurrent_dropout": cell.recurrent_dropout,
-            "seed": cell.seed,
-            "use_cudnn": self.use_cudnn,
-            "gate_options": serialize_gate_options(cell.gate_options),
-            "variant": cell.spec.name,
-            "peepholes": cell.spec.peepholes,
-            "forget_bias": cell.forget_bias,
-            "chrono_t_max": cell.chrono_t_max,
-            "chrono_seed": cell.chrono_seed,
-            "return_gates": self.return_gates,
-            "implementation": cell.implementation,
-        }
         base = super().get_config()
         del base["cell"]
-        return {**base, **config}
+        return {**base, **config_of(self.cell, CELL_OPTIONS), **config_of(self, SEQUENCE_OPTIONS)}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
 
-# units, activation, dropout, ... read through to the cell, as in
-# keras.layers.LSTM's properties.
-for _name in (
-    "units",
-    "activation",
-    "recurrent_activation",
-    "use_bias",
-    "unit_forget_bias",
-    "kernel_initializer",
-    "recurrent_initializer",
-    "bias_initializer",
-    "kernel_regularizer",
-    "recurrent_regularizer",
-    "bias_regularizer",
-    "kernel_constraint",
-    "recurrent_constraint",
-    "bias_constraint",
-    "dropout",
-    "recurrent_dropout",
-    "gate_options",
-    "forget_bias",
-    "chrono_t_max",
-    "implementation",
-):
-    setattr(LSTM, _name, property(lambda self, _n=_name: getattr(self.cell, _n)))
-del _name
+# The cell's arguments read through the layer, as keras.layers.LSTM's do.
+for _option in CELL_OPTIONS:
+    setattr(LSTM, _option.name, property(lambda self, _n=_option.attribute: getattr(self.cell, _n)))
+del _option

@@ -35,28 +35,19 @@ buffers, so it needs the ``tensorboard`` package
 alike on the TensorFlow, JAX and PyTorch backends.
 """
 
-import io
-import itertools
 import os
-import socket
-import struct
 import time
 import warnings
 
 import keras
 import numpy as np
 
+from .event_files import EventWriter, png, tensorboard_modules
 from .layer import LSTM
-from .tracing import (
-    GateRecorder,
-    GateTraces,
-    call_quietly,
-    check_mask,
-    check_thresholds,
-    layer_paths,
-    restore_variables,
-    snapshot_variables,
-)
+from .parts import SYMBOLS
+from .traces import GateTraces, check_thresholds
+from .tracing import model_tracer
+from .walk import layer_paths
 
 #: The statistics recorded per layer and gate, in tag order.
 STATISTICS = (
@@ -80,14 +71,6 @@ _ALERTS = {
     ("input_gate", "left"): "input gate closed: (almost) nothing new is written to the memory",
     ("output_gate", "left"): "output gate closed: the memory is (almost) never shown",
 }
-_SYMBOL = {"forget_gate": "f", "input_gate": "i", "output_gate": "o"}
-
-_INSTALL_HINT = (
-    "GateMonitor(log_dir=...) writes TensorBoard event files and needs the "
-    "`tensorboard` package; install it with `pip install "
-    "'keras-lstm-gates[tensorboard]'` (or `pip install tensorboard`), or leave "
-    "log_dir out to keep the statistics in `monitor.history` only."
-)
 
 
 class GateSaturationWarning(UserWarning):
@@ -271,7 +254,7 @@ class GateMonitor(keras.callbacks.Callback):
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.run_name = str(run_name)
         if self.log_dir is not None:
-            _tensorboard_modules()  # fail now, not after the first epoch
+            tensorboard_modules()  # fail now, not after the first epoch
         self.history = []
         self.traces = None
         self.alerts = []
@@ -354,10 +337,7 @@ class GateMonitor(keras.callbacks.Callback):
                 stacklevel=3,
             )
         self._check_inputs(model)
-        if keras.backend.backend() in ("jax", "tensorflow"):
-            self._tracer = _compiled_tracer(model, found, lstms, self.inputs, self.mask)
-        else:
-            self._tracer = _eager_tracer(model, found, lstms, self.inputs, self.mask)
+        self._tracer = model_tracer(model, lstms, self.inputs, self.mask)
         self._traced_model = model
         try:  # one trace now: inputs the model cannot take fail before training
             traces = self._tracer()
@@ -422,7 +402,7 @@ class GateMonitor(keras.callbacks.Callback):
 
     def _write(self, epoch, traces, stats):
         if self._writer is None:
-            self._writer = _EventWriter(os.path.join(self.log_dir, self.run_name))
+            self._writer = EventWriter(os.path.join(self.log_dir, self.run_name))
         self._writer.scalars(epoch, stats)
         for name, t in traces.items():
             for gate in t.saturating_gates:
@@ -439,13 +419,13 @@ class GateMonitor(keras.callbacks.Callback):
         for name, t in self.traces.items():
             fig = plot_gate(GateTraces([(name, t)]), "forget_gate", sample=self.sample)
             fig.suptitle(f"after epoch {epoch + 1} (step {epoch})")
-            self._writer.image(epoch, f"{name}/forget_gate/heatmap", _png(fig))
+            self._writer.image(epoch, f"{name}/forget_gate/heatmap", png(fig))
             fig = plot_saturation(t, self.left, self.right)
             fig.suptitle(
                 f"{name} after epoch {epoch + 1} (step {epoch}): gate saturation, "
                 f"left < {self.left:g}, right > {self.right:g} (one dot per unit)"
             )
-            self._writer.image(epoch, f"{name}/gates/saturation", _png(fig))
+            self._writer.image(epoch, f"{name}/gates/saturation", png(fig))
         self._writer.flush()
         self._images_pending = False
 
@@ -469,7 +449,7 @@ class GateMonitor(keras.callbacks.Callback):
                 if length < self.warn_epochs or key in self._warned:
                     continue
                 self._warned.add(key)
-                symbol = _SYMBOL[gate]
+                symbol = SYMBOLS[gate]
                 threshold = (
                     f"{symbol} > {self.right:g}" if side == "right" else f"{symbol} < {self.left:g}"
                 )
@@ -497,217 +477,3 @@ def _describe(inputs):
     if shape is not None:
         return f"shape {_shape_text(tuple(shape))}"
     return type(inputs).__name__
-
-
-class _global_rng_state:
-    """PyTorch's global random state, to put back after a trace: on the torch
-    backend a recurrent layer with dropout (``keras.layers.LSTM`` as well as
-    klg's) draws from it even in inference, which would shift the dropout
-    masks of the next training step."""
-
-    def __init__(self):
-        import torch
-
-        self.cpu = torch.get_rng_state()
-        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-
-    def restore(self):
-        import torch
-
-        torch.set_rng_state(self.cpu)
-        if self.cuda is not None:
-            torch.cuda.set_rng_state_all(self.cuda)
-
-
-def _eager_tracer(model, found, lstms, inputs, mask):
-    """:func:`keras_lstm_gates.trace` on the model's own klg LSTMs (its route
-    for ``keras.layers.LSTM``, a converted copy of the model, left out)."""
-    call_kwargs = {"training": False}
-    if mask is not None:
-        call_kwargs["mask"] = check_mask(mask, inputs)
-
-    def tracer():
-        snapshot = snapshot_variables(found)
-        rng = _global_rng_state() if keras.backend.backend() == "torch" else None
-        try:
-            with GateRecorder(lstms) as recorder:
-                call_quietly(model, inputs, call_kwargs)
-        finally:
-            restore_variables(snapshot)
-            if rng is not None:
-                rng.restore()
-        if not recorder.records:
-            raise ValueError(f"none of the klg.LSTM layers of {model.name!r} ran on these inputs.")
-        return GateTraces((t.name, t) for t in recorder.records)
-
-    return tracer
-
-
-class _Deferred(GateRecorder):
-    """The recorder of :func:`keras_lstm_gates.trace`, keeping the raw gate
-    tensors (inside a compiled function they are symbolic) for later."""
-
-    def record(self, layer, path, gates, mask, output):
-        self.records.append((layer, path, gates, mask, output if layer.return_sequences else None))
-
-
-def _compiled_tracer(model, found, lstms, inputs, mask):
-    """``klg.trace`` as one compiled function (``jax.jit`` or ``tf.function``).
-
-    An eager pass re-dispatches (on JAX: recompiles) the sequence loop on
-    every call; here the model runs inside one compiled function with the
-    recorder of :func:`keras_lstm_gates.trace` swapped in while it is traced,
-    the function returns the recorded gate tensors, and they become the same
-    ``GateTrace`` objects afterwards.  The layers read their variables'
-    current values (never a copy).  On JAX the model runs through
-    ``stateless_call`` and its new non-trainable values are dropped; on
-    TensorFlow those variables are saved and restored around the call, as
-    :func:`keras_lstm_gates.trace` does.
-    """
-    backend = keras.backend.backend()
-    recorded = []
-    kwargs = {"training": False}
-    if mask is not None:
-        mask = check_mask(mask, inputs)
-
-    def record(call):
-        with _Deferred(lstms) as recorder, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not support masking.*")
-            call()
-        recorded[:] = [(layer, path) for layer, path, *_ in recorder.records]
-        return [tuple(r[2:]) for r in recorder.records]
-
-    if backend == "jax":
-        import jax
-
-        def run(trainable, non_trainable, inputs, mask):
-            extra = {} if mask is None else {"mask": mask}
-            return record(
-                lambda: model.stateless_call(trainable, non_trainable, inputs, **kwargs, **extra)
-            )
-
-        compiled = jax.jit(run)
-
-        def execute():
-            trainable = [v.value for v in model.trainable_variables]
-            non_trainable = [v.value for v in model.non_trainable_variables]
-            return jax.device_get(compiled(trainable, non_trainable, inputs, mask))
-
-    else:
-        import tensorflow as tf
-
-        tensors = keras.tree.map_structure(tf.convert_to_tensor, inputs)
-        warmed = []
-        mask_tensor = None if mask is None else tf.convert_to_tensor(mask)
-
-        @tf.function
-        def run(inputs, mask):
-            extra = {} if mask is None else {"mask": mask}
-            return record(lambda: call_quietly(model, inputs, {**kwargs, **extra}))
-
-        def execute():
-            snapshot = snapshot_variables(found)
-            try:
-                if not warmed:
-                    # One eager call first: whatever a layer builds lazily on
-                    # its first call is then not built inside the graph.
-                    extra = {} if mask is None else {"mask": mask_tensor}
-                    call_quietly(model, tensors, {**kwargs, **extra})
-                    warmed.append(True)
-                return run(tensors, mask_tensor)
-            finally:
-                restore_variables(snapshot)
-
-    def tracer():
-        values = execute()
-        if not recorded:
-            raise ValueError(f"none of the klg.LSTM layers of {model.name!r} ran on these inputs.")
-        builder = GateRecorder(lstms)
-        for (layer, path), (gates, step_mask, output) in zip(recorded, values):
-            builder.record(layer, path, gates, step_mask, output)
-        return GateTraces((t.name, t) for t in builder.records)
-
-    return tracer
-
-
-# -- event files ---------------------------------------------------------------
-
-_uid = itertools.count()
-
-
-def _tensorboard_modules():
-    try:
-        from tensorboard.compat.proto import event_pb2, summary_pb2
-        from tensorboard.summary.writer.record_writer import RecordWriter
-    except ImportError as err:
-        raise ImportError(_INSTALL_HINT) from err
-    return event_pb2, summary_pb2, RecordWriter
-
-
-def _png(fig):
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=72)
-    return buffer.getvalue()
-
-
-class _EventWriter:
-    """Event files with TensorBoard's own record writer and protos (no
-    TensorFlow): one file per writer, written and flushed synchronously."""
-
-    def __init__(self, directory):
-        self._event_pb2, self._summary_pb2, record_writer = _tensorboard_modules()
-        os.makedirs(directory, exist_ok=True)
-        stamp = f"{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_uid)}"
-        name = f"events.out.tfevents.{stamp}.klg-gates"
-        self.path = os.path.join(directory, name)
-        self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self._records = record_writer(self._file)
-        self._event(file_version="brain.Event:2")
-        self.flush()
-
-    def _event(self, step=None, summary=None, **fields):
-        event = self._event_pb2.Event(wall_time=time.time(), **fields)
-        if step is not None:
-            event.step = int(step)
-        if summary is not None:
-            event.summary.CopyFrom(summary)
-        self._records.write(event.SerializeToString())
-
-    def scalars(self, step, values):
-        summary = self._summary_pb2.Summary(
-            value=[
-                self._summary_pb2.Summary.Value(tag=tag, simple_value=float(v))
-                for tag, v in values.items()
-            ]
-        )
-        self._event(step, summary)
-
-    def histogram(self, step, tag, values, low, high, bins=30):
-        values = np.asarray(values, dtype=np.float64).ravel()
-        counts, edges = np.histogram(values, bins=bins, range=(low, high))
-        histo = self._summary_pb2.HistogramProto(
-            min=float(values.min()) if values.size else 0.0,
-            max=float(values.max()) if values.size else 0.0,
-            num=float(values.size),
-            sum=float(values.sum()),
-            sum_squares=float((values**2).sum()),
-            bucket_limit=[float(e) for e in edges[1:]],
-            bucket=[float(c) for c in counts],
-        )
-        value = self._summary_pb2.Summary.Value(tag=tag, histo=histo)
-        self._event(step, self._summary_pb2.Summary(value=[value]))
-
-    def image(self, step, tag, png):
-        width, height = struct.unpack(">II", png[16:24])  # the PNG's IHDR chunk
-        image = self._summary_pb2.Summary.Image(
-            height=height, width=width, colorspace=4, encoded_image_string=png
-        )
-        value = self._summary_pb2.Summary.Value(tag=tag, image=image)
-        self._event(step, self._summary_pb2.Summary(value=[value]))
-
-    def flush(self):
-        self._records.flush()
-
-    def close(self):
-        self.flush()
-        self._records.close()

@@ -9,8 +9,7 @@ notebook display it.
 
 import numpy as np
 
-from .layer import TRACE_KEYS
-from .tracing import GateTrace, check_thresholds
+from .parts import TRACED
 
 #: Plot titles of the traced quantities (matplotlib mathtext).
 LABELS = {
@@ -34,18 +33,24 @@ def _figure(**kwargs):
     return Figure(**kwargs)
 
 
+def _is_trace(obj):
+    # A GateTrace (from klg.trace) by what it holds: this module draws traces
+    # and is imported by them, so it does not import their class.
+    return all(hasattr(obj, name) for name in (*TRACED, "mask", "saturation"))
+
+
 def _check_trace(trace):
-    if not isinstance(trace, GateTrace):
+    if not _is_trace(trace):
         raise ValueError(f"Expected a GateTrace (from klg.trace), received {type(trace).__name__}.")
 
 
 def _as_traces(traces):
-    if isinstance(traces, GateTrace):
+    if _is_trace(traces):
         return [traces]
     if isinstance(traces, dict):
         traces = list(traces.values())
     traces = list(traces) if isinstance(traces, (list, tuple)) else None
-    if not traces or not all(isinstance(t, GateTrace) for t in traces):
+    if not traces or not all(_is_trace(t) for t in traces):
         raise ValueError(
             "Expected a GateTrace, a dict of GateTraces (from klg.trace) or a "
             "non-empty list of GateTraces."
@@ -67,8 +72,8 @@ def _check_gate_names(gates):
     if not gates:
         raise ValueError("Expected at least one gate name, received none.")
     for gate in gates:
-        if gate not in TRACE_KEYS:
-            raise ValueError(f"Expected gate names among {list(TRACE_KEYS)}, received {gate!r}.")
+        if gate not in TRACED:
+            raise ValueError(f"Expected gate names among {list(TRACED)}, received {gate!r}.")
 
 
 def _unit_index(trace, units):
@@ -148,7 +153,7 @@ def plot_heatmap(trace, sample=0, gates=None, units=None):
     """
     _check_trace(trace)
     _check_sample(trace, sample)
-    gates = tuple(TRACE_KEYS) if gates is None else tuple(gates)
+    gates = tuple(TRACED) if gates is None else tuple(gates)
     _check_gate_names(gates)
     unit_index = _unit_index(trace, units)
     fig = _figure(figsize=(8.0, 1.0 + 1.9 * len(gates)), layout="constrained")
@@ -220,9 +225,10 @@ def plot_saturation(traces, left=0.1, right=0.9, gates=None):
     ['input gate $i_t$', 'forget gate $f_t$', 'output gate $o_t$']
     """
     traces = _as_traces(traces)
-    left, right = check_thresholds(left, right)
+    traces[0].saturation(left, right, gates=())  # checks the thresholds
+    left, right = float(left), float(right)
     if gates is None:
-        gates = [g for g in TRACE_KEYS if any(g in t.saturating_gates for t in traces)]
+        gates = [g for g in TRACED if any(g in t.saturating_gates for t in traces)]
     gates = list(gates)
     _check_gate_names(gates)
 

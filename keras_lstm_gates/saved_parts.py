@@ -21,19 +21,19 @@ import json
 import numpy as np
 from keras.layers import Layer
 
-from .variants import GATE_NAMES
+from . import compat
+from .parts import PARTS
 
 # The record's key in the cell's variable store (beside Keras's "0", "1", ...).
 RECORD_KEY = "klg_parts"
 RECORD_FORMAT = 1
 
 
-def parts_of(cell):
+def weight_names(cell):
     """``{gate: [weight names]}`` of a built cell, in Keras's save order."""
     parts = {}
     for name, gate in cell.present_gates.items():
-        variables = list(gate._trainable_variables) + list(gate._non_trainable_variables)
-        parts[name] = [v.name for v in variables]
+        parts[name] = [v.name for v in compat.own_variables(gate)]
     return parts
 
 
@@ -42,7 +42,7 @@ def record_of(cell):
         "format": RECORD_FORMAT,
         "variant": cell.spec.name,
         "peepholes": cell.spec.peepholes,
-        "parts": parts_of(cell),
+        "parts": weight_names(cell),
     }
 
 
@@ -124,15 +124,15 @@ def load_keras_fused(cell, store, keys):
 def saved_gate_groups(store):
     """The gates that have saved weights under the cell's group of an HDF5
     store (``None`` where the store is not one: a ``.npz`` store)."""
-    h5 = getattr(store, "h5_file", None)
-    path = getattr(store, "_h5_entry_path", None)
-    if h5 is None or not path or path not in h5:
+    group = compat.h5_group_of(store)
+    if group is None:
         return None
+    h5, path = group
     found = set()
 
     def visit(name, obj):
         parts = name.split("/")
-        if len(parts) >= 2 and parts[-1] == "vars" and parts[-2] in GATE_NAMES and len(obj):
+        if len(parts) >= 2 and parts[-1] == "vars" and parts[-2] in PARTS and len(obj):
             found.add(parts[-2])
 
     h5[path].visititems(visit)
@@ -145,7 +145,7 @@ def check_saved_gates(cell, store):
     saved = saved_gate_groups(store)
     if not saved:
         return
-    lost = sorted(saved - set(cell.present_gates), key=GATE_NAMES.index)
+    lost = sorted(saved - set(cell.present_gates), key=PARTS.index)
     if lost:
         raise ValueError(
             f"{cell.name}: the file holds weights of {lost}, which this cell "
@@ -161,7 +161,7 @@ def load_cell_variables(cell, store):
     fused arrays, or (a file from before the record) check that every saved
     gate has a place."""
     keys = [str(k) for k in store.keys()]
-    own = list(cell._trainable_variables) + list(cell._non_trainable_variables)
+    own = compat.own_variables(cell)
     if RECORD_KEY in keys:
         check_record(cell, decode(store[RECORD_KEY]))
         keys.remove(RECORD_KEY)

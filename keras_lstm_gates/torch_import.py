@@ -26,7 +26,8 @@ import re
 import numpy as np
 from keras import ops
 
-GATE_ORDER = ("input_gate", "forget_gate", "candidate", "output_gate")  # torch's i, f, g, o
+from . import parts
+
 _KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 _CELL_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh)$")
 # Arguments whose value nn.LSTM fixes: passing them would break the equivalence.
@@ -202,13 +203,13 @@ def _assign(lstm, weights):
     """Set a built klg.LSTM's four parts from one direction's torch arrays."""
     w_ih, w_hh, bias = weights
     units = lstm.cell.units
-    for k, name in enumerate(GATE_ORDER):
-        rows = slice(k * units, (k + 1) * units)
-        gate = lstm.cell.gates[name]
-        gate.kernel.assign(np.asarray(w_ih[rows].T, dtype=gate.kernel.dtype))
-        gate.recurrent_kernel.assign(np.asarray(w_hh[rows].T, dtype=gate.recurrent_kernel.dtype))
+    # PyTorch stacks the parts along the rows, in the order of parts.PARTS.
+    rows = [None if a is None else parts.split(a, units, axis=0) for a in (w_ih, w_hh, bias)]
+    for name, gate in lstm.cell.present_gates.items():
+        gate.kernel.assign(np.asarray(rows[0][name].T, dtype=gate.kernel.dtype))
+        gate.recurrent_kernel.assign(np.asarray(rows[1][name].T, dtype=gate.recurrent_kernel.dtype))
         if bias is not None:
-            gate.bias.assign(np.asarray(bias[rows], dtype=gate.bias.dtype))
+            gate.bias.assign(np.asarray(rows[2][name], dtype=gate.bias.dtype))
 
 
 def from_torch(
@@ -372,27 +373,15 @@ def _lstm_layers(model):
 
 
 def _check_torch_compatible(lstm):
-    from keras import activations
-
     cell = lstm.cell
     if not cell.built:
         raise ValueError(f"{lstm.name} is not built: call it on data first so its weights exist.")
-    if not cell.spec.is_vanilla:
+    reason = cell.plain_lstm_reason()
+    if reason is not None:
         raise ValueError(
-            f"{lstm.name}: nn.LSTM has no place for variant={cell.spec.name!r}, "
-            f"peepholes={cell.spec.peepholes}."
+            f"{lstm.name}: nn.LSTM is the LSTM with sigmoid gates and tanh candidate and "
+            f"output, and no weight beyond its own; this layer differs: {reason}."
         )
-    acts = {n: cell.gates[n].activation for n in GATE_ORDER} | {"cell output": cell.activation}
-    expected = {n: activations.sigmoid for n in GATE_ORDER} | {
-        "candidate": activations.tanh,
-        "cell output": activations.tanh,
-    }
-    for part, act in acts.items():
-        if act is not expected[part]:
-            raise ValueError(
-                f"{lstm.name}: nn.LSTM uses {expected[part].__name__} for the {part}; "
-                f"this layer uses {getattr(act, '__name__', act)}."
-            )
 
 
 def to_torch_state_dict(model, *, as_torch=False):
@@ -417,15 +406,17 @@ def to_torch_state_dict(model, *, as_torch=False):
             _check_torch_compatible(lstm)
             cell = lstm.cell
             suffix = f"_l{k}" + ("_reverse" if d else "")
-            gates = [cell.gates[n] for n in GATE_ORDER]
-            state["weight_ih" + suffix] = np.concatenate(
-                [ops.convert_to_numpy(g.kernel).T for g in gates], axis=0
-            )
-            state["weight_hh" + suffix] = np.concatenate(
-                [ops.convert_to_numpy(g.recurrent_kernel).T for g in gates], axis=0
-            )
+            gates = [cell.gates[n] for n in parts.PARTS]
+
+            def rows(weight, gates=gates):
+                return parts.join(
+                    [np.asarray(ops.convert_to_numpy(getattr(g, weight))).T for g in gates], axis=0
+                )
+
+            state["weight_ih" + suffix] = rows("kernel")
+            state["weight_hh" + suffix] = rows("recurrent_kernel")
             if cell.use_bias:
-                bias = np.concatenate([ops.convert_to_numpy(g.bias) for g in gates], axis=0)
+                bias = rows("bias")
                 state["bias_ih" + suffix] = bias
                 state["bias_hh" + suffix] = np.zeros_like(bias)
     if {s[0].cell.use_bias for s in stack} != {stack[0][0].cell.use_bias}:

@@ -5,7 +5,11 @@ pages: ``W[name]`` (input_dim, units), ``U[name]`` (units, units), ``b[name]``
 (units,) for ``name`` in ``i``, ``f``, ``g`` (candidate) and ``o``; optional
 peepholes ``p[name]`` (units,) for ``i``, ``f``, ``o``; optional full gate
 recurrence ``R[name]`` (3 * units, units) reading the previous step's
-``[i, f, o]``.  Every variant of Greff et al. (2017) is one flag.
+``[i, f, o]``.  Every variant of Greff et al. (2017) is one flag.  The
+layer-normalised LSTM (Ba, Kiros & Hinton 2016, section 3.1, one normalisation
+per part) takes ``norm``: a gain per part (``norm[name]``) and the gain and
+bias of the cell state before the output tanh (``norm["c_gain"]``,
+``norm["c_bias"]``).
 
 Masks follow keras.layers.RNN: a masked step keeps ``h`` and ``c`` and
 outputs the previous output (or zeros with ``zero_output_for_mask``).
@@ -26,12 +30,32 @@ def hard_sigmoid(z):
     return np.clip(z / 6.0 + 0.5, 0.0, 1.0)
 
 
-def lstm_step(x, h, c, W, U, b, variant="vanilla", p=None, R=None, prev=None, gate_act=sigmoid):
+LN_EPSILON = 1e-3
+
+
+def layer_norm(a, gain, bias=0.0, epsilon=LN_EPSILON):
+    """``gain * (a - mean) / sqrt(var + epsilon) + bias``, the statistics over
+    the units of each row (Ba et al. 2016, eq. 4 and section 3.1)."""
+    mean = a.mean(axis=-1, keepdims=True)
+    var = ((a - mean) ** 2).mean(axis=-1, keepdims=True)
+    return gain * (a - mean) / np.sqrt(var + epsilon) + bias
+
+
+def lstm_step(
+    x, h, c, W, U, b, variant="vanilla", p=None, R=None, prev=None, gate_act=sigmoid, norm=None
+):
     """One step; returns ``h, c, gates`` with gates ``{"i","f","g","o"}``."""
     p = p or {}
 
+    def summed(name):
+        a = x @ W[name] + h @ U[name]
+        bias = b[name] if b is not None else 0.0
+        if norm is not None:
+            return layer_norm(a, norm[name], bias)
+        return a + bias
+
     def pre(name, cell_state=None):
-        z = x @ W[name] + h @ U[name] + (b[name] if b is not None else 0.0)
+        z = summed(name)
         if name in p and cell_state is not None:
             z = z + p[name] * cell_state
         if R is not None and prev is not None:
@@ -46,11 +70,12 @@ def lstm_step(x, h, c, W, U, b, variant="vanilla", p=None, R=None, prev=None, ga
         f = ones
     else:
         f = gate_act(pre("f", c))
-    zg = x @ W["g"] + h @ U["g"] + (b["g"] if b is not None else 0.0)
+    zg = summed("g")
     g = zg if variant == "NIAF" else np.tanh(zg)
     c_new = f * c + i * g
     o = ones if variant == "NOG" else gate_act(pre("o", c_new))
-    h_new = o * (c_new if variant == "NOAF" else np.tanh(c_new))
+    shown = c_new if norm is None else layer_norm(c_new, norm["c_gain"], norm["c_bias"])
+    h_new = o * (shown if variant == "NOAF" else np.tanh(shown))
     return h_new, c_new, {"i": i, "f": f, "g": g, "o": o}
 
 
@@ -69,6 +94,7 @@ def lstm_sequence(
     R=None,
     gate_act=sigmoid,
     first_output="carried",
+    norm=None,
 ):
     """Run over ``x`` (batch, time, features).
 
@@ -88,7 +114,7 @@ def lstm_sequence(
     previous_output = h if first_output == "carried" else np.zeros_like(h)
     outputs, trace = [], {k: [] for k in "ifgoc"}
     for t in order:
-        h_new, c_new, gates = lstm_step(x[:, t], h, c, W, U, b, variant, p, R, prev, gate_act)
+        h_new, c_new, gates = lstm_step(x[:, t], h, c, W, U, b, variant, p, R, prev, gate_act, norm)
         keep = np.ones((batch, 1), bool) if mask is None else np.asarray(mask)[:, t][:, None]
         out = np.where(keep, h_new, 0.0 if zero_output_for_mask else previous_output)
         previous_output = np.where(keep, h_new, previous_output)

@@ -19,7 +19,8 @@ What they do, in build order:
   ``\\sym{id}{tex}`` inside math into
   ``\\href{<relative url of symbols page>#sym-id}{tex}``; an ``id`` that is
   not an anchor of the symbols page is a warning, so a strict build fails.
-* ``on_page_content``: drop the network scripts (MathJax, mermaid,
+* ``on_page_content``: give every entry of a notebook page's table of contents
+  (and Material's "Skip to content") its anchor, drop the network scripts (MathJax, mermaid,
   RequireJS from CDNs) that nbconvert puts into rendered notebooks (the
   site's own KaTeX renders their math), serve the "Open in Colab" badge from
   the site, and show any other remote image as its alt text; open each
@@ -56,6 +57,15 @@ AUTO_SECTIONS = ("variants/",)
 # (page, title, module, source file): API pages made only when the module exists.
 OPTIONAL_API = (
     ("api/tracing.md", "Tracing", "keras_lstm_gates.tracing", "keras_lstm_gates/tracing.py"),
+    ("api/traces.md", "Gate traces", "keras_lstm_gates.traces", "keras_lstm_gates/traces.py"),
+    (
+        "api/explore.md",
+        "Explore",
+        "keras_lstm_gates.explore.explorer",
+        "keras_lstm_gates/explore/explorer.py",
+    ),
+    ("api/lstmvis.md", "LSTMVis export", "keras_lstm_gates.lstmvis", "keras_lstm_gates/lstmvis.py"),
+    ("api/parts.md", "Parts", "keras_lstm_gates.parts", "keras_lstm_gates/parts.py"),
     ("api/plots.md", "Plots", "keras_lstm_gates.plots", "keras_lstm_gates/plots.py"),
     (
         "api/torch_import.md",
@@ -324,9 +334,43 @@ def _notebook_links(page) -> str:
     )
 
 
+def _toc_anchors(items) -> list[str]:
+    found = []
+    for item in items or []:
+        if item.url.startswith("#"):
+            found.append(item.url[1:])
+        found += _toc_anchors(item.children)
+    return found
+
+
+def _anchor_toc(html, page):
+    """Give every entry of a notebook page's table of contents its target.
+
+    mkdocs-jupyter slugs the headings for the table of contents (and so for
+    Material's "Skip to content" link) without their code spans, while
+    nbconvert's heading ids keep them: "Parity with `keras.layers.LSTM`" is
+    ``#parity-with`` in the one and ``parity-with-keraslayerslstm`` in the
+    other.  A missing anchor is put before the heading whose id starts with
+    it (the page's first heading for the first entry)."""
+    ids = set(re.findall(r'\bid="([^"]+)"', html))
+    for k, anchor in enumerate(_toc_anchors(page.toc)):
+        if anchor in ids:
+            continue
+        heading = re.search(rf'<h[1-6][^>]*\bid="{re.escape(anchor)}[^"]*"', html)
+        if heading is None and k == 0:
+            heading = re.search(r"<h1\b", html)
+        if heading is None:
+            log.warning("%s: no heading for the contents entry #%s", page.file.src_uri, anchor)
+            continue
+        html = html[: heading.start()] + f'<a id="{anchor}"></a>' + html[heading.start() :]
+        ids.add(anchor)
+    return html
+
+
 def on_page_content(html, page, config, files):
     if page.file.src_uri.endswith(".ipynb"):
         html = _NETWORK_SCRIPT.sub("", html)
+        html = _anchor_toc(html, page)
         html = _notebook_links(page) + html
     html = _offline_images(html, page, files)
     if page.file.src_uri.startswith("api/"):

@@ -12,13 +12,20 @@ does not know:
 * one ``Args:`` entry naming several parameters over several lines
   (``units, activation,`` / ``use_bias: as in Keras``) -- the lines of names
   are joined into one entry.
+
+It also shows the signatures that ``keras_lstm_gates.options.takes`` builds
+from the declared arguments (the source reads ``__init__(self, given,
+**kwargs)``): a class whose ``__init__`` carries a ``__signature__`` gets the
+parameters of that signature, read from the imported class.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 
-from griffe import Extension
+from griffe import Extension, Function, Parameter, ParameterKind, Parameters
 
 _SECTION = re.compile(r"^(\s*)(Args|Arguments|Parameters|Attributes):\s*$")
 _NAMES_ONLY = re.compile(r"^\s*[A-Za-z_][\w]*(\s*,\s*[A-Za-z_][\w]*)*\s*,\s*$")
@@ -102,6 +109,37 @@ def fence_doctests(text: str) -> str:
     return "\n".join(out)
 
 
+_KINDS = {
+    inspect.Parameter.POSITIONAL_ONLY: ParameterKind.positional_only,
+    inspect.Parameter.POSITIONAL_OR_KEYWORD: ParameterKind.positional_or_keyword,
+    inspect.Parameter.VAR_POSITIONAL: ParameterKind.var_positional,
+    inspect.Parameter.KEYWORD_ONLY: ParameterKind.keyword_only,
+    inspect.Parameter.VAR_KEYWORD: ParameterKind.var_keyword,
+}
+
+
+def declared_parameters(module: str, name: str) -> Parameters | None:
+    """The parameters of ``module.name``'s ``__init__.__signature__`` (set by
+    ``options.takes``), or ``None`` when it has none."""
+    try:
+        runtime = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+    signature = getattr(getattr(runtime, "__init__", None), "__signature__", None)
+    if signature is None:
+        return None
+    return Parameters(
+        *(
+            Parameter(
+                p.name,
+                kind=_KINDS[p.kind],
+                default=None if p.default is inspect.Parameter.empty else repr(p.default),
+            )
+            for p in signature.parameters.values()
+        )
+    )
+
+
 class DocstringHabits(Extension):
     """Rewrite each docstring with :func:`join_grouped_names`,
     :func:`drop_literal_markers` and :func:`fence_doctests` before it is
@@ -115,3 +153,15 @@ class DocstringHabits(Extension):
         if "Examples:" not in value:  # the Google parser reads those itself
             value = fence_doctests(value)
         docstring.value = value
+
+    def on_class_members(self, *, cls, **kwargs) -> None:
+        parameters = declared_parameters(cls.module.path, cls.name)
+        if parameters is None:
+            return
+        init = cls.members.get("__init__")
+        if isinstance(init, Function):
+            init.parameters = parameters
+        else:
+            cls.set_member(
+                "__init__", Function("__init__", parameters=parameters, lineno=cls.lineno)
+            )

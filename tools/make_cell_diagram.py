@@ -27,12 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "docs" / "assets" / "images" / "lstm-cell.svg"
 PAGES = "../../equations/"  # from assets/images/ to the equation pages
 
-WIDTH, HEIGHT = 660, 330
-TOP, BOTTOM = 52, 252  # the cell-state line and the line that carries [h_{t-1}, x_t]
-BOX_Y, BOX_H, BOX_W = 146, 50, 92
-FORGET_X, INPUT_X, CAND_X, OUT_X = 150, 262, 374, 486
-TANH_X = 580  # the column of tanh(C_t) and the output product
-R = 13  # radius of the point-wise operations
+# Sized for a phone: at 390 px the figure is about 358 px wide (0.78 of the
+# viewBox), so every label is at least 14.5 units (11 px there) and every
+# round operation 34 units across (26 px, above the 24 px of a tap target).
+WIDTH, HEIGHT = 460, 300
+TOP, BOTTOM = 48, 244  # the cell-state line and the line that carries [h_{t-1}, x_t]
+BOX_Y, BOX_H, BOX_W = 138, 50, 76
+FORGET_X, INPUT_X, CAND_X, OUT_X = 88, 168, 248, 328
+TANH_X = 412  # the column of tanh(C_t) and the output product
+R = 17  # radius of the point-wise operations
+MID = 90  # height of the input product and of tanh(C_t)
 
 STYLE = """
 .klg-cell { font-family: "KaTeX_Main", "Times New Roman", serif; }
@@ -41,12 +45,13 @@ STYLE = """
 .klg-cell .klg-arrow { fill: #3f4350; }
 .klg-cell .klg-layer .klg-shape { fill: #fff1c1; stroke: #b58a00; stroke-width: 1.8; }
 .klg-cell .klg-op .klg-shape { fill: #fde2e1; stroke: #c0392b; stroke-width: 1.8; }
-.klg-cell text { fill: #1d2030; font-size: 17px; }
+.klg-cell text { fill: #1d2030; font-size: 20px; }
 .klg-cell .klg-math { font-family: "KaTeX_Math", "Times New Roman", serif; font-style: italic; }
-.klg-cell .klg-name { font-size: 12.5px; font-family: system-ui, sans-serif; }
-.klg-cell .klg-io { font-size: 19px; }
+.klg-cell .klg-name { font-size: 14.5px; font-family: system-ui, sans-serif; }
+.klg-cell .klg-io { font-size: 20px; }
 .klg-cell a:hover .klg-shape, .klg-cell a:focus .klg-shape { stroke-width: 3.2; }
 .klg-cell a:focus { outline: none; }
+.klg-cell a:focus-visible { outline: 2px solid #526cfe; outline-offset: 2px; }
 .klg-cell a:focus-visible .klg-shape { stroke: #526cfe; stroke-width: 3.5; }
 .klg-cell .klg-hl .klg-shape { stroke: #3f51b5; stroke-width: 4; }
 .klg-cell .klg-hl.klg-layer .klg-shape { fill: #ffd54f; }
@@ -76,7 +81,7 @@ STYLE = """
 def math(x, y, base, sub=None, tilde=False, cls="klg-math", anchor="middle"):
     """An italic symbol with an optional subscript, as SVG text."""
     base = escape(base) + ("\u0303" if tilde else "")
-    sub_part = f'<tspan dy="5" font-size="12">{escape(sub)}</tspan>' if sub else ""
+    sub_part = f'<tspan dy="5" font-size="14.5">{escape(sub)}</tspan>' if sub else ""
     return f'<text class="{cls}" x="{x}" y="{y}" text-anchor="{anchor}">{base}{sub_part}</text>'
 
 
@@ -87,14 +92,17 @@ def line(*points, arrow=True):
 
 
 def layer(cx, symbol, name, page, classes, sub):
+    """A layer box; it shows the first word of its name (the box is a phone's
+    thumb wide), the whole name is its title and label."""
     x, y = cx - BOX_W / 2, BOX_Y
+    word = name.split()[0]
     return (
         f'<a href="{PAGES}{page}/" aria-label="{escape(name)}: equation page">'
         f'<g class="klg-part klg-layer {classes}">'
         f"<title>{escape(name)}</title>"
         f'<rect class="klg-shape" x="{x}" y="{y}" width="{BOX_W}" height="{BOX_H}" rx="6"/>'
-        f'<text x="{cx}" y="{y + 22}" text-anchor="middle">{escape(symbol)}</text>'
-        f'<text class="klg-name" x="{cx}" y="{y + 40}" text-anchor="middle">{escape(name)}</text>'
+        f'<text x="{cx}" y="{y + 21}" text-anchor="middle">{escape(symbol)}</text>'
+        f'<text class="klg-name" x="{cx}" y="{y + 41}" text-anchor="middle">{escape(word)}</text>'
         f"{sub}</g></a>"
     )
 
@@ -105,22 +113,23 @@ def op(cx, cy, symbol, name, page, classes):
         f'<g class="klg-part klg-op {classes}">'
         f"<title>{escape(name)}</title>"
         f'<circle class="klg-shape" cx="{cx}" cy="{cy}" r="{R}"/>'
-        f'<text x="{cx}" y="{cy + 6}" text-anchor="middle">{escape(symbol)}</text></g></a>'
+        f'<text x="{cx}" y="{cy + 7}" text-anchor="middle">{escape(symbol)}</text></g></a>'
     )
 
 
 def svg() -> str:
     gate_top = BOX_Y
-    mid = 100  # height of the input product
+    mid = MID
+    out_y = BOX_Y + BOX_H / 2  # the output product, level with the output gate
     parts = [
-        f'<rect class="klg-frame" x="40" y="22" width="{TANH_X + 20 - 40}" height="258" rx="14"/>',
+        f'<rect class="klg-frame" x="36" y="20" width="{TANH_X + 26 - 36}" height="{BOTTOM + 16 - 20}" rx="14"/>',
         # the cell state: C_{t-1} -> x -> + -> C_t
         line((0, TOP), (FORGET_X - R, TOP), arrow=False),
         line((FORGET_X + R, TOP), (CAND_X - R, TOP), arrow=False),
-        line((CAND_X + R, TOP), (WIDTH - 8, TOP)),
+        line((CAND_X + R, TOP), (WIDTH - 6, TOP)),
         # [h_{t-1}, x_t] feeds the four layers
         line((0, BOTTOM), (OUT_X, BOTTOM), arrow=False),
-        line((96, HEIGHT), (96, BOTTOM), arrow=False),
+        line((44, HEIGHT), (44, BOTTOM), arrow=False),
         *(line((cx, BOTTOM), (cx, BOX_Y + BOX_H)) for cx in (FORGET_X, INPUT_X, CAND_X, OUT_X)),
         # f_t to the forget product; i_t and C~_t to the input product; to the sum
         line((FORGET_X, gate_top), (FORGET_X, TOP + R)),
@@ -128,17 +137,17 @@ def svg() -> str:
         line((CAND_X, gate_top), (CAND_X, mid + R)),
         line((CAND_X, mid - R), (CAND_X, TOP + R)),
         # C_t -> tanh -> output product <- o_t; h_t out to the right
-        line((TANH_X, TOP), (TANH_X, mid - 14)),
-        line((TANH_X, mid + 14), (TANH_X, BOX_Y + BOX_H / 2 - R)),
-        line((OUT_X + BOX_W / 2, BOX_Y + BOX_H / 2), (TANH_X - R, BOX_Y + BOX_H / 2)),
-        line((TANH_X, BOX_Y + BOX_H / 2 + R), (TANH_X, BOTTOM), (WIDTH - 8, BOTTOM)),
+        line((TANH_X, TOP), (TANH_X, mid - 17)),
+        line((TANH_X, mid + 17), (TANH_X, out_y - R)),
+        line((OUT_X + BOX_W / 2, out_y), (TANH_X - R, out_y)),
+        line((TANH_X, out_y + R), (TANH_X, BOTTOM), (WIDTH - 6, BOTTOM)),
         layer(
             FORGET_X,
             "\u03c3",
             "forget gate",
             "forget-gate",
             "klg-part-forget-gate klg-part-sigmoid klg-part-activation-of-a-layer",
-            math(FORGET_X + 14, 100, "f", "t", anchor="start"),
+            math(FORGET_X + 8, 108, "f", "t", anchor="start"),
         ),
         layer(
             INPUT_X,
@@ -146,7 +155,7 @@ def svg() -> str:
             "input gate",
             "input-gate",
             "klg-part-input-gate klg-part-sigmoid klg-part-activation-of-a-layer",
-            math(INPUT_X + 14, 128, "i", "t", anchor="start"),
+            math(INPUT_X + 8, 124, "i", "t", anchor="start"),
         ),
         layer(
             CAND_X,
@@ -154,7 +163,7 @@ def svg() -> str:
             "candidate",
             "candidate-memory",
             "klg-part-candidate-memory klg-part-activation-of-a-layer",
-            math(CAND_X + 14, 134, "C", "t", tilde=True, anchor="start"),
+            math(CAND_X + 8, 130, "C", "t", tilde=True, anchor="start"),
         ),
         layer(
             OUT_X,
@@ -162,7 +171,7 @@ def svg() -> str:
             "output gate",
             "output-gate",
             "klg-part-output-gate klg-part-sigmoid klg-part-activation-of-a-layer",
-            math(OUT_X + BOX_W / 2 + 12, BOX_Y + 8, "o", "t", anchor="start"),
+            math(OUT_X + BOX_W / 2 + 4, out_y - 8, "o", "t", anchor="start"),
         ),
         op(
             FORGET_X,
@@ -191,24 +200,24 @@ def svg() -> str:
         (
             f'<a href="{PAGES}hidden-state/" aria-label="tanh of the cell state: equation page">'
             '<g class="klg-part klg-op klg-part-hidden-state"><title>tanh(C_t)</title>'
-            f'<ellipse class="klg-shape" cx="{TANH_X}" cy="{mid}" rx="26" ry="14"/>'
-            f'<text x="{TANH_X}" y="{mid + 5}" text-anchor="middle" font-size="14">tanh</text>'
+            f'<ellipse class="klg-shape" cx="{TANH_X}" cy="{mid}" rx="28" ry="17"/>'
+            f'<text x="{TANH_X}" y="{mid + 5}" text-anchor="middle" font-size="15">tanh</text>'
             "</g></a>"
         ),
         op(
             TANH_X,
-            BOX_Y + BOX_H / 2,
+            out_y,
             "\u00d7",
             "output product h_t = o_t \u2299 tanh(C_t)",
             "hidden-state",
             "klg-part-hidden-state",
         ),
         # the inputs and outputs
-        math(8, TOP - 10, "C", "t\u22121", cls="klg-math klg-io", anchor="start"),
-        math(WIDTH - 8, TOP - 10, "C", "t", cls="klg-math klg-io", anchor="end"),
-        math(8, BOTTOM - 10, "h", "t\u22121", cls="klg-math klg-io", anchor="start"),
-        math(WIDTH - 8, BOTTOM - 10, "h", "t", cls="klg-math klg-io", anchor="end"),
-        math(106, HEIGHT - 10, "x", "t", cls="klg-math klg-io", anchor="start"),
+        math(4, TOP - 10, "C", "t\u22121", cls="klg-math klg-io", anchor="start"),
+        math(WIDTH - 4, TOP - 10, "C", "t", cls="klg-math klg-io", anchor="end"),
+        math(4, BOTTOM - 10, "h", "t\u22121", cls="klg-math klg-io", anchor="start"),
+        math(WIDTH - 4, BOTTOM - 10, "h", "t", cls="klg-math klg-io", anchor="end"),
+        math(52, HEIGHT - 10, "x", "t", cls="klg-math klg-io", anchor="start"),
     ]
     body = "\n".join(parts)
     return f"""<svg xmlns="http://www.w3.org/2000/svg" class="klg-cell" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-labelledby="klg-cell-title klg-cell-desc">

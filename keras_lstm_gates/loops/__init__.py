@@ -1,24 +1,23 @@
-"""The time loops under the fused recurrence, one module per backend.
+"""The time loops under :mod:`keras_lstm_gates.sequence`, one module per backend.
 
 Two entry points, dispatched on ``keras.backend.backend()``:
 
-``lstm_sequence(x, kernels, biases, recurrent_kernels, h0, c0, mask=None, trace=False, return_sequences=True)``
-    The vanilla LSTM (sigmoid gates, tanh candidate and output) over a
-    time-major sequence, with a hand-written backward pass: no autodiff
-    bookkeeping, no stored pre-activations, a few element-wise ops and the
-    gates' matmuls per step.  It takes the gate sublayers' own weights, one
-    array per gate, and gives their gradients the same way.  This is the
-    fast path of :func:`~keras_lstm_gates.recurrence.run_sequence`.
+``fused_sequence(cell, x, kernels, biases, recurrent_kernels, h0, c0, mask, return_gates, return_sequences)``
+    A cell with no :meth:`~keras_lstm_gates.LSTMCell.plain_lstm_reason` over
+    a time-major sequence, each step :meth:`~keras_lstm_gates.LSTMCell.step`,
+    with the hand-written backward pass of
+    :meth:`~keras_lstm_gates.LSTMCell.step_derivatives`: no autodiff
+    bookkeeping, no stored pre-activations.  It takes the parts' own
+    weights, one array per part, and gives their gradients the same way.
 
 ``scan(fn, carry, xs, num_ys)``
-    A generic loop for every other configuration (variants, peepholes, other
-    activations, recurrent dropout); it is differentiated by the backend's
-    autodiff.
+    A generic loop for every other configuration; it is differentiated by
+    the backend's autodiff.
 
 Modules:
 
-* :mod:`.common`: the step arithmetic shared by the loops, and the plain
-  Python loop.
+* :mod:`.common`: what the loops share (how they hold the weights, one
+  backward step, the plain Python loop).
 * :mod:`.jax`: ``jax.lax.scan`` under ``jax.custom_vjp``.
 * :mod:`.tensorflow`: ``tf.while_loop`` under ``tf.custom_gradient``, inside
   ``tf.function``s, XLA-compiled when called from a graph.
@@ -27,17 +26,17 @@ Modules:
 Each backend module is imported only when its backend runs (and imports its
 framework only inside its functions).
 
-Layout: ``x`` is time-major ``(time, batch, features)``, the returned
-``hs`` batch-major ``(batch, time, units)`` (the layer's output, so that
-TensorFlow keeps no time-major copy of it, nor of its gradient, through the
-training step), the traced cell states and activations time-major; the per-gate
-weights, activations and gradients are lists in the order input, forget,
-output, candidate (the sigmoid gates first); ``mask`` is ``(time, batch, 1)``
-booleans.
+Layout: ``x`` is time-major ``(time, batch, features)``; the returned ``hs``
+batch-major ``(batch, time, units)`` (the layer's output, so that TensorFlow
+keeps no time-major copy of it, nor of its gradient, through the training
+step); the recorded cell states and part values time-major; the per-part
+weights, values and gradients lists in :data:`~keras_lstm_gates.parts.PARTS`
+order; ``mask`` ``(time, batch, 1)`` booleans.
 """
 
 from keras import backend
 
+from ..parts import PARTS
 from . import common
 
 
@@ -55,37 +54,46 @@ def _backend_module():
     return module
 
 
-def lstm_sequence(
-    x, kernels, biases, recurrent_kernels, h0, c0, mask=None, trace=False, return_sequences=True
+def fused_sequence(
+    cell,
+    x,
+    kernels,
+    biases,
+    recurrent_kernels,
+    h0,
+    c0,
+    mask=None,
+    return_gates=False,
+    return_sequences=True,
 ):
-    """Run a vanilla LSTM over a time-major sequence.
+    """Run a plain cell over a time-major sequence.
 
     Args:
+        cell: the :class:`~keras_lstm_gates.LSTMCell` whose step runs.
         x: ``(time, batch, features)``.
-        kernels: the gates' ``(features, units)`` kernels, in the order
-            i, f, o, g.
-        biases: their ``(units,)`` biases, same order.
-        recurrent_kernels: their ``(units, units)`` recurrent kernels, same
-            order.
+        kernels, biases, recurrent_kernels: the parts' ``(features, units)``,
+            ``(units,)`` and ``(units, units)`` arrays, in PARTS order.
         h0, c0: ``(batch, units)`` initial states.
         mask: ``None`` or ``(time, batch, 1)`` booleans; a masked step keeps
-            ``h`` and ``c`` (its output is the carried ``h``).
-        trace: if True also return the carried cell states and the gate
-            activations of every step.
+            ``h`` and ``c``.
+        return_gates: also return the carried cell states and the part
+            values of every step.
         return_sequences: if False return only the last step's ``h`` in
             place of ``hs``, and keep no more of the sequence for the
             backward pass than it needs.
 
     Returns:
-        ``(hs, c_last)``: ``hs`` ``(batch, time, units)`` (batch major, the
-        layer's output layout) holds the carried ``h`` of every step and
-        ``c_last`` the final cell state (``hs`` is the last ``h``,
-        ``(batch, units)``, when not ``return_sequences``).  With
-        ``trace=True``, ``(hs, c_last, cs, acts)`` where ``cs`` is
-        ``(time, batch, units)`` and ``acts`` the list ``[i, f, o, g]`` of
-        ``(time, batch, units)`` activations (zero on masked steps).
+        ``(hs, c_last)``: ``hs`` ``(batch, time, units)`` holds the carried
+        ``h`` of every step (the last ``h``, ``(batch, units)``, without
+        ``return_sequences``) and ``c_last`` the final cell state.  With
+        ``return_gates``, ``(hs, c_last, cs, values)``: ``cs`` ``(time,
+        batch, units)`` and ``values`` the list ``[i, f, c~, o]`` of
+        ``(time, batch, units)`` values.  At a masked step those values are
+        the ones of a step not taken: the backward pass ignores their
+        cotangents, and the caller zeroes them (:mod:`~keras_lstm_gates.sequence`
+        decides what a masked step records).
 
-    >>> import numpy as np
+    >>> import numpy as np, keras_lstm_gates as klg
     >>> T, B, D, H = 5, 2, 3, 4
     >>> rng = np.random.default_rng(0)
     >>> def tensors(*shape):
@@ -94,20 +102,23 @@ def lstm_sequence(
     >>> x = keras.ops.convert_to_tensor(rng.normal(size=(T, B, D)).astype("float32"))
     >>> kernels, recurrent_kernels, biases = tensors(D, H), tensors(H, H), tensors(H)
     >>> zeros = keras.ops.zeros((B, H))
-    >>> hs, c = lstm_sequence(x, kernels, biases, recurrent_kernels, zeros, zeros)
+    >>> hs, c = fused_sequence(klg.LSTMCell(H), x, kernels, biases, recurrent_kernels, zeros, zeros)
     >>> tuple(hs.shape), tuple(c.shape)
     ((2, 5, 4), (2, 4))
     """
     module = _backend_module()
     if module is None:
-        raise NotImplementedError(f"lstm_sequence: no kernel for backend {backend.backend()!r}.")
-    parts = [list(p) for p in (kernels, biases, recurrent_kernels)]
-    if any(len(p) != common.PARTS for p in parts):
+        raise NotImplementedError(f"fused_sequence: no loop for backend {backend.backend()!r}.")
+    reason = cell.plain_lstm_reason()
+    if reason is not None:
+        raise ValueError(f"fused_sequence runs only the plain LSTM cell; this one: {reason}.")
+    weights = [list(p) for p in (kernels, biases, recurrent_kernels)]
+    if any(len(p) != len(PARTS) for p in weights):
         raise ValueError(
-            "lstm_sequence: expected one kernel, bias and recurrent kernel for each of the "
-            f"{common.PARTS} parts (i, f, o, g), received {[len(p) for p in parts]}."
+            "fused_sequence: expected one kernel, bias and recurrent kernel for each of the "
+            f"{len(PARTS)} parts {PARTS}, received {[len(p) for p in weights]}."
         )
-    return module.lstm_sequence(x, *parts, h0, c0, mask, trace, return_sequences)
+    return module.fused_sequence(cell, x, *weights, h0, c0, mask, return_gates, return_sequences)
 
 
 def scan(fn, carry, xs, num_ys):
@@ -117,7 +128,6 @@ def scan(fn, carry, xs, num_ys):
     entries); ``xs`` is a tensor or a tuple of tensors.  Returns
     ``(final_carry, ys)`` with every entry of ``ys`` stacked over time.
 
-    >>> import numpy as np
     >>> from keras import ops
     >>> def add(carry, x):
     ...     total = carry[0] + x

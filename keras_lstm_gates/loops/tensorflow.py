@@ -3,150 +3,226 @@
 The loops are ``tf.function``s that are XLA-compiled when called from a
 graph (``fit``, ``predict``, any ``tf.function``) and plain when called
 eagerly, so that an eager call does not pay one compilation per new shape.
-From 768 units up the forward loop stays plain (TensorFlow's own matmul beats
-XLA's on one large matmul per step).  Same layout as the JAX loops.  With
-no tape recording (``predict``, ``evaluate``) the forward loop keeps only
-what the layer returns, and a layer that returns only its last output keeps
-no sequence of ``h`` for the backward loop, which recomputes it.
+Large layers run the forward loop without XLA (see
+:data:`XLA_FORWARD_MAX_UNITS`).  With no tape recording (``predict``,
+``evaluate``) the forward loop keeps only what the layer returns, and a
+layer that returns only its last output keeps no sequence of ``h`` for the
+backward loop, which recomputes it.
 
-An XLA-compiled loop multiplies by each gate's weights apart from
+An XLA-compiled loop multiplies by each part's weights apart from
 :data:`~.common.SEPARATE_BLOCKS_MIN_UNITS` on, as the JAX loops do.  A plain
 loop, where every op is one dispatch, joins them: four matmuls per step
-instead of one made the forward loop 1.6x slower at B=1, T=100, H=1024.  Its
-joined copy does not raise the training step's peak: the backward loop holds
-the weights' gradients, as large as that copy, and more.
+instead of one cost more there than the joined copy, and that copy does not
+raise the training step's peak, since the backward loop holds the weights'
+gradients, as large as it, and more.
 """
 
 from keras import tree
 
+from .. import compat, parts
+from ..parts import PARTS
 from . import common
 
-_TF = {}
-# Above this many units the TensorFlow forward loop runs without XLA.
-_TF_XLA_FORWARD_MAX_UNITS = 768
+_LOOPS = {}
+# From this size on the forward loop's step is a few large matmuls, which
+# TensorFlow's own (oneDNN) kernels run faster than XLA's; the backward
+# loop gains from XLA at every size.
+XLA_FORWARD_MAX_UNITS = 768
 
 
-class _TfOps:
-    def __init__(self):
-        import tensorflow as tf
+def _length(tf, sequence):
+    """The number of steps of a time-major ``sequence``: a Python int when
+    the graph knows it, else a tensor.
 
-        self.tf = tf
-        self.sigmoid = tf.sigmoid
-        self.tanh = tf.tanh
-        self.where = tf.where
-        self.zeros_like = tf.zeros_like
-
-    def split(self, x, sizes):
-        return self.tf.split(x, list(sizes), axis=-1)
-
-    def concat(self, xs):
-        return self.tf.concat(xs, axis=-1)
-
-
-def _tf_functions(units, masked, trace, sequences, jit_forward, jit_backward):
-    """The forward and backward loops, and a forward loop that keeps nothing
-    for a backward pass (``infer``), as ``tf.function``s (one triple per
-    flavour; they retrace per new shape and dtype).
-
-    With ``sequences`` the layer outputs every step's ``h``, which the
-    forward loop returns batch major and the backward loop takes a
-    cotangent of.  Without it only the last ``h`` leaves the loop, and no
-    cotangent of the whole sequence is ever made.  Unmasked, the backward
-    loop reads no ``h``: it recomputes ``h_{t-1} = o_{t-1} tanh(c_{t-1})``
-    from what it reads anyway, so that neither the output nor a copy of it
-    is held through the backward pass.  A masked loop reads every ``h``
-    (a masked step carries an older one): the output with ``sequences``,
-    else a time-major sequence that the forward loop keeps.
+    A known length enters the loops as a constant of their own: as one
+    tensor used both as the trip count and inside the loop's condition,
+    tf2onnx gives the ONNX ``Loop`` an int64 constant where its body expects
+    int32, and onnxruntime refuses the file.
     """
-    key = (units, masked, trace, sequences, jit_forward, jit_backward)
-    if key in _TF:
-        return _TF[key]
+    steps = sequence.shape[0]
+    return int(steps) if steps is not None else tf.shape(sequence)[0]
+
+
+def forward_loop(cell, x, weights, h0, c0, mask, keep_values, blocks, keep_h):
+    """The forward ``tf.while_loop``: ``(hs, h_last, c_last, cs, values)``.
+
+    ``weights`` is ``(kernels, biases, recurrent_kernels)``, one array per
+    part each; ``blocks`` how the loop multiplies by them (see
+    :func:`.common.weight_blocks`).  ``hs`` is every step's ``h``, batch
+    major or time major as ``keep_h`` says (``None`` when ``keep_h`` is
+    ``None``); ``cs`` and ``values`` (the list ``[i, f, c~, o]``) are time
+    major, or ``None`` unless ``keep_values``.
+
+    Every ``TensorArray`` has its element shape (batch, width) from the
+    start: an array of unknown element shape is reserved with an unranked
+    shape, which TFLite's tensor-list lowering mis-sizes (the interpreter then
+    returns one array's buffer as another's).
+    """
     import tensorflow as tf
 
-    K = _TfOps()
-    forward_blocks = common.block_count(units) if jit_forward else 1
-    blocks = common.block_count(units) if jit_backward else 1
+    steps = _length(tf, x)
+    batch = x.shape[1]
+    units = h0.shape[-1]
+    w, b, u = (common.weight_blocks(p, blocks) for p in weights)
+    masked = mask is not None
 
-    keep_h = "batch_major" if sequences else ("time_major" if masked else None)
+    def unstack(seq):
+        array = tf.TensorArray(seq.dtype, size=steps, element_shape=seq.shape[1:])
+        return array.unstack(seq)
 
-    def forward(x, ws, bs, us, h0, c0, mask):
-        return _forward_loop(
-            K, units, masked, trace, True, forward_blocks, x, ws, bs, us, h0, c0, mask, keep_h
+    xs = unstack(x)
+    ms = unstack(mask) if masked else None
+    # h (when kept), then (when kept) c and the four part values.
+    count = (keep_h is not None) + (1 + len(PARTS) if keep_values else 0)
+    out = [tf.TensorArray(x.dtype, size=steps, element_shape=(batch, units)) for _ in range(count)]
+
+    def body(t, h_prev, c_prev, arrays):
+        x_t = xs.read(t)
+        zs = [tf.matmul(x_t, wj) + tf.matmul(h_prev, uj) + bj for wj, uj, bj in zip(w, u, b)]
+        h, c, values = common.forward_step(cell, zs, c_prev, units)
+        if masked:
+            m = ms.read(t)
+            h = tf.where(m, h, h_prev)
+            c = tf.where(m, c, c_prev)
+        kept = ([h] if keep_h is not None else []) + ([c, *values] if keep_values else [])
+        return t + 1, h, c, [a.write(t, v) for a, v in zip(arrays, kept)]
+
+    _, h_last, c_last, out = tf.while_loop(
+        lambda t, *_: t < steps,
+        body,
+        (tf.constant(0), h0, c0, out),
+        maximum_iterations=steps,
+    )
+    stacked = [a.stack() for a in out]
+    hs = None
+    if keep_h is not None:
+        hs = stacked.pop(0)
+        if keep_h == "batch_major":
+            hs = tf.transpose(hs, (1, 0, 2))
+    if not keep_values:
+        return hs, h_last, c_last, None, None
+    return hs, h_last, c_last, stacked[0], stacked[1:]
+
+
+class _FusedLoops:
+    """The loops of one configuration, as ``tf.function``s (they retrace
+    per new shape and dtype): ``forward`` keeps what the backward loop
+    needs, ``infer`` only what the layer returns, ``backward`` is the
+    hand-written gradient.
+
+    With ``return_sequences`` the layer outputs every step's ``h``, which
+    the forward loop returns batch major and the backward loop takes a
+    cotangent of.  Without it only the last ``h`` leaves the loop, and no
+    cotangent of the whole sequence is ever made.  Unmasked, the backward
+    loop reads no ``h``: it recomputes ``h_(t-1) = o_(t-1) tanh(c_(t-1))``
+    from what it reads anyway, so that neither the output nor a copy of it
+    is held through the backward pass.  A masked loop reads every ``h`` (a
+    masked step carries an older one): the output with
+    ``return_sequences``, else a time-major sequence that the forward loop
+    keeps.
+    """
+
+    def __init__(self, cell, units, masked, return_gates, return_sequences, jit):
+        import tensorflow as tf
+
+        self.cell, self.units, self.masked = cell, units, masked
+        self.return_gates, self.return_sequences = return_gates, return_sequences
+        self.jit_forward = jit and units <= XLA_FORWARD_MAX_UNITS
+        self.forward_blocks = common.block_count(units) if self.jit_forward else 1
+        self.blocks = common.block_count(units) if jit else 1
+        self.keep_h = "batch_major" if return_sequences else ("time_major" if masked else None)
+        options = {"reduce_retracing": True, "autograph": False}
+        self.forward = tf.function(self._forward, jit_compile=self.jit_forward, **options)
+        self.infer = tf.function(self._infer, jit_compile=self.jit_forward, **options)
+        self.backward = tf.function(self._backward, jit_compile=jit, **options)
+
+    def for_call_site(self):
+        """``(forward, infer)`` of their own, for one call site of a graph:
+        two call sites of one function (Bidirectional's two directions, two
+        equal layers) make TFLite's tensor-list lowering fail on the loop."""
+        import tensorflow as tf
+
+        options = {"jit_compile": self.jit_forward, "reduce_retracing": True, "autograph": False}
+        return tf.function(self._forward, **options), tf.function(self._infer, **options)
+
+    def _forward(self, x, weights, h0, c0, mask):
+        return forward_loop(
+            self.cell, x, weights, h0, c0, mask, True, self.forward_blocks, self.keep_h
         )
 
-    def infer(x, ws, bs, us, h0, c0, mask):
-        out_h = "batch_major" if sequences else None
-        return _forward_loop(
-            K, units, masked, trace, trace, forward_blocks, x, ws, bs, us, h0, c0, mask, out_h
+    def _infer(self, x, weights, h0, c0, mask):
+        keep_h = "batch_major" if self.return_sequences else None
+        return forward_loop(
+            self.cell, x, weights, h0, c0, mask, self.return_gates, self.forward_blocks, keep_h
         )
 
-    def backward(dh_out, dc_last, dcs, dacts, x, ws, us, h0, c0, mask, hs, cs, acts):
-        """``dh_out`` is the cotangent of every ``h`` (batch major) with
-        ``sequences``, else of the last; ``hs`` is what the forward loop kept
-        of ``h`` when masked, else ``None``.  Returns
-        ``[dx, dw, db, du, dh0, dc0]``, each weight gradient as the loop's
-        blocks (see :func:`.common.weight_blocks`)."""
+    def _backward(self, cts, x, weights, h0, c0, mask, hs, cs, values):
+        """``cts`` is ``(dh_out, dc_last, dcs, dvalues)``: ``dh_out`` the
+        cotangent of every ``h`` (batch major) with ``return_sequences``,
+        else of the last.  ``hs`` is what the forward loop kept of ``h`` when
+        masked, else ``None``.  Returns ``[dx, dw, db, du, dh0, dc0]``, each
+        weight gradient as the loop's blocks (see
+        :func:`.common.weight_blocks`)."""
+        import tensorflow as tf
+
+        cell, blocks, masked = self.cell, self.blocks, self.masked
+        return_gates, sequences = self.return_gates, self.return_sequences
+        dh_out, dc_last, dcs, dvalues = cts
         dtype = dh_out.dtype
         # Half-precision runs keep their gradients in float32 inside the loop.
         work = tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
-        cast = [
-            None if v is None else tf.cast(v, work)
-            for v in (dh_out, dc_last, dcs, x, h0, c0, hs, cs)
-        ]
-        dh_out, dc_last, dcs, x, h0, c0, hs, cs = cast
-        acts, dacts = [[tf.cast(v, work) for v in vs] for vs in (acts, dacts)]
-        w = common.weight_blocks(K, [tf.cast(v, work) for v in ws], blocks)
-        u = common.weight_blocks(K, [tf.cast(v, work) for v in us], blocks)
+
+        def cast(v):
+            return None if v is None else tf.cast(v, work)
+
+        dh_out, dc_last, dcs, x, h0, c0, hs, cs = map(
+            cast, (dh_out, dc_last, dcs, x, h0, c0, hs, cs)
+        )
+        values, dvalues = [[cast(v) for v in vs] for vs in (values, dvalues)]
+        ws, _, us = weights
+        w = common.weight_blocks([cast(v) for v in ws], blocks)
+        u = common.weight_blocks([cast(v) for v in us], blocks)
         steps = tf.shape(x)[0]
         # Indexed in place (a dynamic slice under XLA), not unstacked into
         # TensorArrays, which would copy every sequence once more.  hs and
-        # its gradient dhs are batch major (the layer's output layout).
-        seqs = {"x": x, "c": cs}
-        if trace:
-            seqs["dc_traced"] = dcs
-            derivatives = common.activation_derivatives(acts)
-            dacts = [d * a for d, a in zip(dacts, derivatives)]
+        # its cotangent are batch major (the layer's output layout).
+        if return_gates:
+            derivatives = common.value_derivatives(cell, values)
+            dvalues = [d * a for d, a in zip(dvalues, derivatives)]
         dxs = tf.TensorArray(work, size=steps)
 
-        def recurrent(dzs):
-            dzb = common.weight_blocks(K, dzs, blocks)
+        def recurrent(dz):
+            dzb = common.weight_blocks(dz, blocks)
             return tf.add_n([tf.matmul(d, m, transpose_b=True) for d, m in zip(dzb, u)])
 
         def kept_h(prev):
             if hs is None:
-                return acts[2][prev] * tf.tanh(seqs["c"][prev])
-            if keep_h == "batch_major":
-                return hs[:, prev]
-            return hs[prev]
+                return cell.hidden_state(values[PARTS.index("output_gate")][prev], cs[prev])
+            return hs[:, prev] if self.keep_h == "batch_major" else hs[prev]
 
         def body(t, dh_next, dc_next, dw, du, db, dxs):
             k = steps - 1 - t
             first = k == 0
             prev = tf.maximum(k - 1, 0)
             h_prev = tf.where(first, h0, kept_h(prev))
-            c_prev = tf.where(first, c0, seqs["c"][prev])
-            x_t = seqs["x"][k]
+            c_prev = tf.where(first, c0, cs[prev])
             extra = []
-            if trace:
-                extra += [seqs["dc_traced"][k], [d[k] for d in dacts]]
+            if return_gates:
+                extra += [dcs[k], [d[k] for d in dvalues]]
             if masked:
                 extra.append(mask[k])
-            dzs, dh_prev, dc_prev = common.backward_through_step(
-                K,
+            factors = cell.step_derivatives({n: v[k] for n, v in zip(PARTS, values)}, cs[k], c_prev)
+            dz, dh_prev, dc_prev = common.backward_step(
+                cell,
                 (dh_next, dc_next),
-                (
-                    dh_out[:, k] if sequences else 0.0,
-                    [a[k] for a in acts],
-                    seqs["c"][k],
-                    c_prev,
-                    extra,
-                ),
+                (dh_out[:, k] if sequences else 0.0, factors, extra),
                 recurrent,
-                trace,
+                return_gates,
                 masked,
             )
-            dzb = common.weight_blocks(K, dzs, blocks)
+            dzb = common.weight_blocks(dz, blocks)
             dx = tf.add_n([tf.matmul(d, m, transpose_b=True) for d, m in zip(dzb, w)])
+            x_t = x[k]
             return (
                 t + 1,
                 dh_prev,
@@ -171,152 +247,38 @@ def _tf_functions(units, masked, trace, sequences, jit_forward, jit_backward):
         )
         # The weights' gradients leave joined (when the loop joins them) and
         # are split by the caller, outside XLA: a split inside would hold
-        # each gradient twice, as the accumulator and as its slices, on top
-        # of the loop's scratch (0.07 MiB of a 0.7 MiB step at 16,10,32,64).
-        cast = [[tf.cast(g, dtype) for g in gs] for gs in (dw, db, du)]
-        return [tf.cast(dxs.stack(), dtype), *cast, tf.cast(dh0, dtype), tf.cast(dc0, dtype)]
-
-    def _accumulate_one_at_a_time(accumulators, h_prev, dzb):
-        """``acc_j + h_prev^T dz_j`` for every block, one block after another.
-
-        XLA would run the blocks' matmuls first and add afterwards, with
-        every (units, units) product alive at once: 4 MiB each at 1024
-        units.  Each product's operand takes a zero-valued dependency on the
-        previous block's sum (``0 * x`` is not simplified away for floats),
-        so that only one product is alive at a time.
-        """
-        out = []
-        for a, d in zip(accumulators, dzb):
-            if out:
-                h_prev = h_prev + 0.0 * out[-1][0, 0]
-            out.append(a + tf.matmul(h_prev, d, transpose_a=True))
-        return out
-
-    options = {"reduce_retracing": True, "autograph": False}
-    functions = (
-        tf.function(forward, jit_compile=jit_forward, **options),
-        tf.function(backward, jit_compile=jit_backward, **options),
-        tf.function(infer, jit_compile=jit_forward, **options),
-    )
-    _TF[key] = functions
-    return functions
+        # each gradient twice, as the accumulator and as its slices.
+        grads = [[tf.cast(g, dtype) for g in gs] for gs in (dw, db, du)]
+        return [tf.cast(dxs.stack(), dtype), *grads, tf.cast(dh0, dtype), tf.cast(dc0, dtype)]
 
 
-def _length(tf, sequence):
-    """The number of steps of a time-major ``sequence``: a Python int when
-    the graph knows it, else a tensor.
+def _accumulate_one_at_a_time(accumulators, h_prev, dzb):
+    """``acc_j + h_prev^T dz_j`` for every block, one block after another.
 
-    A known length enters the loops as a constant of their own.  As one
-    tensor used both as the trip count and inside the loop's condition,
-    tf2onnx gives the ONNX ``Loop`` an int64 constant where its body expects
-    int32, and onnxruntime refuses the file.
+    XLA would run the blocks' matmuls first and add afterwards, with every
+    (units, units) product alive at once.  Each product's operand takes a
+    zero-valued dependency on the previous block's sum (``0 * x`` is not
+    simplified away for floats), so that only one product is alive at a
+    time.
     """
-    steps = sequence.shape[0]
-    return int(steps) if steps is not None else tf.shape(sequence)[0]
+    import tensorflow as tf
+
+    out = []
+    for a, d in zip(accumulators, dzb):
+        if out:
+            h_prev = h_prev + 0.0 * out[-1][0, 0]
+        out.append(a + tf.matmul(h_prev, d, transpose_a=True))
+    return out
 
 
-def _forward_loop(
-    K, units, masked, trace, save, blocks, x, ws, bs, us, h0, c0, mask, keep_h="batch_major"
-):
-    """The forward ``tf.while_loop``: ``(hs, h_last, c_last, cs, acts)``,
-    where ``hs`` is every step's ``h``, batch major or time major as
-    ``keep_h`` says (``None`` when ``keep_h`` is ``None``), and ``cs`` and
-    ``acts`` (the list ``[i, f, o, g]``) are time major, or ``None`` unless
-    ``save``.  ``blocks`` is how the loop multiplies by the weights (see
-    :func:`.common.weight_blocks`).
-
-    Every ``TensorArray`` has its element shape (batch, width) from the
-    start: an array of unknown element shape is reserved with an unranked
-    shape, which TFLite's tensor-list lowering mis-sizes (the interpreter then
-    returns one array's buffer as another's: (2, 16) for (2, 4)).
-    """
-    tf = K.tf
-    steps = _length(tf, x)
-    batch = x.shape[1]
-    w, b, u = (common.weight_blocks(K, p, blocks) for p in (ws, bs, us))
-
-    def unstack(seq):
-        array = tf.TensorArray(seq.dtype, size=steps, element_shape=seq.shape[1:])
-        return array.unstack(seq)
-
-    xs = unstack(x)
-    ms = unstack(mask) if masked else None
-    # h (when kept), then (when saved) c and the four activations.
-    count = (keep_h is not None) + (1 + common.PARTS if save else 0)
-    out = [tf.TensorArray(x.dtype, size=steps, element_shape=(batch, units)) for _ in range(count)]
-
-    def body(t, h_prev, c_prev, arrays):
-        x_t = xs.read(t)
-        zs = [tf.matmul(x_t, wj) + tf.matmul(h_prev, uj) + bj for wj, uj, bj in zip(w, u, b)]
-        h, c, acts = common.forward_step(K, common.parts_of(K, zs, units), c_prev)
-        if masked:
-            m = ms.read(t)
-            h = tf.where(m, h, h_prev)
-            c = tf.where(m, c, c_prev)
-        if masked and trace:
-            acts = [tf.where(m, a, tf.zeros_like(a)) for a in acts]
-        values = ([h] if keep_h is not None else []) + ([c, *acts] if save else [])
-        return t + 1, h, c, [a.write(t, v) for a, v in zip(arrays, values)]
-
-    _, h_last, c_last, out = tf.while_loop(
-        lambda t, *_: t < steps,
-        body,
-        (tf.constant(0), h0, c0, out),
-        maximum_iterations=steps,
-    )
-    stacked = [a.stack() for a in out]
-    hs = None
-    if keep_h is not None:
-        hs = stacked.pop(0)
-        if keep_h == "batch_major":
-            hs = tf.transpose(hs, (1, 0, 2))
-    if not save:
-        return hs, h_last, c_last, None, None
-    return hs, h_last, c_last, stacked[0], stacked[1:]
-
-
-# Python modules whose calls trace a graph to be written out: Keras's export
-# (SavedModel, ONNX through tf2onnx, LiteRT), TensorFlow Lite's converter,
-# tf2onnx itself, and tf.saved_model.save (by its save context).
-_EXPORT_MODULES = ("keras.src.export", "tensorflow.lite.python", "tf2onnx")
-
-
-def _callers(modules):
-    """The frames of the current call stack whose module name starts with
-    one of ``modules``, innermost first."""
-    import sys
-
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_globals.get("__name__", "").startswith(modules):
-            yield frame
-        frame = frame.f_back
-
-
-def exporting():
-    """Whether the graph being traced is for an exported artifact.
-
-    A graph that is run in this process gets the forward loop as an
-    XLA-compiled function (3-5x faster on a CPU); a graph that is written
-    out gets the plain loop inline: grappler does not inline an XLA-compiled
-    function, so tf2onnx leaves it as a ``PartitionedCall`` that no ONNX
-    runtime accepts, and a SavedModel with one needs XLA where it is served.
-    """
-    from tensorflow.python.saved_model import save_context
-
-    if save_context.in_save_context():
-        return True
-    return next(_callers(_EXPORT_MODULES), None) is not None
-
-
-def _tflite_converter():
-    """The ``tf.lite.TFLiteConverter`` whose conversion is tracing this
-    graph, or ``None``."""
-    for frame in _callers(("tensorflow.lite.python",)):
-        converter = frame.f_locals.get("self")
-        if hasattr(converter, "target_spec"):
-            return converter
-    return None
+def _loops(cell, units, masked, return_gates, return_sequences, jit):
+    """The :class:`_FusedLoops` of a configuration.  A plain cell's step
+    reads no weight and depends on nothing but the activations that
+    ``plain_lstm_reason`` fixes, so every plain cell shares them."""
+    key = (units, masked, return_gates, return_sequences, jit)
+    if key not in _LOOPS:
+        _LOOPS[key] = _FusedLoops(cell, units, masked, return_gates, return_sequences, jit)
+    return _LOOPS[key]
 
 
 def check_tflite_batch(batch):
@@ -339,7 +301,7 @@ def check_tflite_batch(batch):
 
     if batch is not None or tf.executing_eagerly():
         return
-    converter = _tflite_converter()
+    converter = compat.tflite_converter()
     if converter is None:
         return
     if tf.lite.OpsSet.SELECT_TF_OPS in set(converter.target_spec.supported_ops):
@@ -355,102 +317,127 @@ def check_tflite_batch(batch):
     )
 
 
-def _higher_order_possible(*tensors):
-    """Whether the tapes now recording could differentiate ``tensors``
-    twice (a persistent tape, or more than one tape)."""
-    from tensorflow.python.ops import gradients_util
+def tflite_lstm(cell, x, ws, bs, us, h0, c0):
+    """The plain LSTM over a time-major sequence as the composite function
+    that TensorFlow Lite's converter replaces by its fused
+    ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op: the interface of Keras 2's LSTM,
+    which the converter recognises by the function's ``api_implements``
+    attribute (``"lstm_<id>"``), with a time-major input, the kernel (D, 4H),
+    recurrent kernel (H, 4H) and bias (4H,) joined in
+    :data:`~keras_lstm_gates.parts.PARTS` order, and five results.  The
+    converter keeps only the first two of them (the last output and every
+    output); the body, :func:`forward_loop`, runs wherever the function is
+    not replaced.  Returns ``(hs, h_last)``, ``hs`` time major.
+    """
+    import uuid
 
-    try:
-        kind = gradients_util.PossibleTapeGradientTypes(tensors)
-        return kind == gradients_util.POSSIBLE_GRADIENT_TYPES_HIGHER_ORDER
-    except AttributeError:  # a TensorFlow without this internal API
-        return False
-
-
-def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
     import tensorflow as tf
-    from tensorflow.python.eager import record
+
+    units = int(us[0].shape[0])
+
+    def lstm(x, h0, c0, kernel, recurrent_kernel, bias):
+        weights = tuple(
+            list(parts.split(w, units).values()) for w in (kernel, bias, recurrent_kernel)
+        )
+        hs, h_last, c_last, _, _ = forward_loop(
+            cell, x, weights, h0, c0, None, False, 1, "time_major"
+        )
+        return h_last, hs, h_last, c_last, tf.constant(0.0, x.dtype)
+
+    attributes = {
+        "api_implements": f"lstm_{uuid.uuid4()}",
+        "api_preferred_device": "CPU",
+        "time_major": True,
+        "go_backwards": False,
+    }
+    function = tf.function(lstm, experimental_attributes=attributes, autograph=False)
+    joined = [parts.join([tf.convert_to_tensor(v) for v in p]) for p in (ws, us, bs)]
+    h_last, hs, _, _, _ = function(x, h0, c0, *joined)
+    return hs, h_last
+
+
+def fused_sequence(cell, x, ws, bs, us, h0, c0, mask, return_gates, return_sequences):
+    import tensorflow as tf
 
     masked = mask is not None
-    # XLA fuses each step into a few kernels, but compiles once per new
-    # shape: worth it inside a graph (fit, predict, tf.function), not for
-    # one eager call.  From about 1024 units on, the forward step is
-    # large matmuls, which TensorFlow's own (oneDNN) kernel does faster than
-    # XLA's: measured 1.6x at B=16, H=1024, while XLA still wins 1.3-1.5x at
-    # H=512.  The backward loop gains from XLA at every size measured.
     # Reads of the variables: a tf.Variable used inside the custom gradient
     # would need a gradient of its own.
-    ws, bs, us = ([tf.convert_to_tensor(v) for v in p] for p in (ws, bs, us))
-    units = int(us[0].shape[0])
+    weights = tuple([tf.convert_to_tensor(v) for v in p] for p in (ws, bs, us))
+    units = int(weights[2][0].shape[0])
     graph = not tf.executing_eagerly()
-    if graph and exporting():
+    if graph and compat.tf_graph_is_exported():
         # The plain loop, inline in the caller's graph, with no custom
-        # gradient: the graph any converter reads and any runtime serves.
-        keep_h = "batch_major" if sequences else None
-        hs, h_last, c_last, cs, acts = _forward_loop(
-            _TfOps(), units, masked, trace, trace, 1, x, ws, bs, us, h0, c0, mask, keep_h
+        # gradient: the graph any converter reads and any runtime serves (an
+        # XLA-compiled function stays a call that converters cannot read).
+        keep_h = "batch_major" if return_sequences else None
+        hs, h_last, c_last, cs, values = forward_loop(
+            cell, x, weights, h0, c0, mask, return_gates, 1, keep_h
         )
-        first = hs if sequences else h_last
-        return (first, c_last, cs, acts) if trace else (first, c_last)
-    # A persistent tape, or tapes inside tapes, may take gradients of the
-    # gradient: TensorFlow then asks every function traced under them for
-    # its intermediates, which an XLA-compiled loop cannot hand out
-    # (its TensorLists stay inside XLA).  Such calls get the plain loops.
-    jit = graph and not _higher_order_possible(x, *ws, *us)
-    jit_forward = jit and units <= _TF_XLA_FORWARD_MAX_UNITS
-    forward, backward, infer = _tf_functions(units, masked, trace, sequences, jit_forward, jit)
+        first = hs if return_sequences else h_last
+        return (first, c_last, cs, values) if return_gates else (first, c_last)
+    # XLA fuses each step into a few kernels, but compiles once per new
+    # shape: worth it inside a graph, not for one eager call.  A persistent
+    # tape, or tapes inside tapes, may take gradients of the gradient:
+    # TensorFlow then asks every function traced under them for its
+    # intermediates, which an XLA-compiled loop cannot hand out (its
+    # TensorLists stay inside XLA), so such calls get the plain loops.  So
+    # does a graph traced for a length it does not know (Keras traces its
+    # train and predict functions so once lengths vary): XLA would compile
+    # again for every length that runs, where the plain loop's graph serves
+    # them all (measured on the Performance page, "Sequences of every length").
+    jit = (
+        graph
+        and x.shape[0] is not None
+        and not compat.tf_higher_order_possible(x, *weights[0], *weights[2])
+    )
+    loops = _loops(cell, units, masked, return_gates, return_sequences, jit)
+    forward, infer = loops.for_call_site() if graph else (loops.forward, loops.infer)
     # With no tape recording (predict, evaluate, a call outside any
     # GradientTape) the loop keeps only what the layer returns.  Should a
     # function traced so be differentiated later, its gradient runs the
     # forward loop again, keeping what the backward loop needs.
-    recording = record.could_possibly_record()
-    if graph:
-        # A graph gets a forward function of its own at every call site.
-        # Two call sites of one function (Bidirectional's two directions, two
-        # equal layers) make TFLite's tensor-list lowering fail on the loop.
-        forward, infer = (
-            tf.function(
-                f.python_function, jit_compile=jit_forward, reduce_retracing=True, autograph=False
-            )
-            for f in (forward, infer)
-        )
-    if not masked:
-        mask = tf.zeros((0,), "bool")  # a placeholder the loops never read
-    n = common.PARTS
-    K = _TfOps()
+    recording = compat.tf_tape_recording()
+    n = len(PARTS)
 
     @tf.custom_gradient
-    def kernel(x, *args):
-        ws, bs, us = args[:n], args[n : 2 * n], args[2 * n : 3 * n]
+    def sequence(x, *args):
+        weights = (args[:n], args[n : 2 * n], args[2 * n : 3 * n])
         h0, c0 = args[3 * n :]
-        hs, h_last, c_last, cs, acts = (forward if recording else infer)(
-            x, ws, bs, us, h0, c0, mask
-        )
-        first = hs if sequences else h_last
-        outputs = (first, c_last, cs, *acts) if trace else (first, c_last)
+        run = forward if recording else infer
+        hs, h_last, c_last, cs, values = run(x, weights, h0, c0, mask)
+        first = hs if return_sequences else h_last
+        outputs = (first, c_last, cs, *values) if return_gates else (first, c_last)
 
         def grad(*cts):
-            kept_hs, kept_cs, kept_acts = hs, cs, acts
+            kept_hs, kept_cs, kept_values = hs, cs, values
             if not recording:
-                kept_hs, _, _, kept_cs, kept_acts = forward(x, ws, bs, us, h0, c0, mask)
+                kept_hs, _, _, kept_cs, kept_values = forward(x, weights, h0, c0, mask)
             if not masked:
-                # Each h_{t-1} = o_{t-1} tanh(c_{t-1}) is recomputed from what
-                # the backward loop reads anyway, so that the sequence of h
-                # (the layer's output) is not held through the backward pass.
+                # Each h_(t-1) is recomputed from what the backward loop reads
+                # anyway, so that the sequence of h (the layer's output) is
+                # not held through the backward pass.
                 kept_hs = None
             cts = [tf.zeros_like(ref) if ct is None else ct for ct, ref in zip(cts, outputs)]
-            dcs = cts[2] if trace else kept_cs[:0]
-            dacts = cts[3:] if trace else [a[:0] for a in kept_acts]
-            dx, *blocks, dh0, dc0 = backward(
-                cts[0], cts[1], dcs, dacts, x, ws, us, h0, c0, mask, kept_hs, kept_cs, kept_acts
+            dcs = cts[2] if return_gates else kept_cs[:0]
+            dvalues = cts[3:] if return_gates else [v[:0] for v in kept_values]
+            dx, *blocks, dh0, dc0 = loops.backward(
+                (cts[0], cts[1], dcs, dvalues),
+                x,
+                weights,
+                h0,
+                c0,
+                mask,
+                kept_hs,
+                kept_cs,
+                kept_values,
             )
-            dws, dbs, dus = (common.parts_of(K, list(g), units) for g in blocks)
+            dws, dbs, dus = (common.per_part(list(g), units) for g in blocks)
             return [dx, *dws, *dbs, *dus, dh0, dc0]
 
         return outputs, grad
 
-    out = kernel(x, *ws, *bs, *us, h0, c0)
-    return (*out[:3], list(out[3:])) if trace else tuple(out)
+    out = sequence(x, *weights[0], *weights[1], *weights[2], h0, c0)
+    return (*out[:3], list(out[3:])) if return_gates else tuple(out)
 
 
 def scan(fn, carry, xs, num_ys):

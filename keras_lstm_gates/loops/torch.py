@@ -1,26 +1,31 @@
 """The PyTorch loop: a Python loop inside a ``torch.autograd.Function``.
 
 There every op costs microseconds of dispatch, so the input projection is one
-matmul before the loop (each step is then 7 ops writing into pre-allocated
-buffers), the backward loop does only what depends on the recursion, and the
+matmul before the loop, the step's results go into buffers allocated once,
+the backward loop does only what depends on the recursion (the step's
+derivative factors are computed for every step at once before it), and the
 weight gradients are one matmul each after it.  With no gradient to come
 (``torch.no_grad()``, ``predict``) the same forward loop runs outside the
 Function and keeps only what it returns.  A gradient of the gradient
-differentiates a plain forward loop instead of the hand-written backward.
+differentiates the forward loop run again in plain differentiable ops
+instead of the hand-written backward.
 """
 
+from .. import compat, parts
+from ..parts import PARTS
 from . import common
 
 _TORCH = {}
 
 
-def _forward_loop(x, w, b, u, h0, c0, mask, trace, keep, sequences=True):
-    """The forward loop: ``(hs, h_last, c_last, cs, acts)``.
+def _forward_loop(cell, x, w, b, u, h0, c0, mask, keep, return_sequences=True):
+    """The forward loop: ``(hs, h_last, c_last, cs, values)``, with the
+    weights joined (``w``, ``b``, ``u``).
 
-    With ``keep`` it stores every step's ``h``, ``c`` and activations (time
-    major) for the backward pass; without it (inference) the cell states and
-    activations live in buffers of one or two steps, reused, and ``hs`` is
-    ``None`` unless ``sequences``.
+    With ``keep`` it stores every step's ``h``, ``c`` and part values (time
+    major, the values side by side in PARTS order) for the backward pass;
+    without it (inference) ``h`` is stored only with ``return_sequences``,
+    and ``cs`` and ``values`` are ``None``.
     """
     import torch
 
@@ -28,46 +33,33 @@ def _forward_loop(x, w, b, u, h0, c0, mask, trace, keep, sequences=True):
     units = u.shape[0]
     # The input projection of every step: one matmul.
     xz = torch.addmm(b, x.reshape(steps * batch, features), w)
-    xz = xz.view(steps, batch, 4 * units)
-    # Two-step buffers alternate, so that a step never writes over the
-    # state it reads (a masked step carries it).
-    hs = x.new_empty((steps if keep or sequences else 2, batch, units))
-    cs = x.new_empty((steps if keep else 2, batch, units))
-    acts = x.new_empty((steps if keep else 1, batch, 4 * units))
-    z = x.new_empty((batch, 4 * units))
-    tc = x.new_empty((batch, units))
+    xz = xz.view(steps, batch, len(PARTS) * units)
+    hs = x.new_empty((steps, batch, units)) if keep or return_sequences else None
+    cs = x.new_empty((steps, batch, units)) if keep else None
+    values = x.new_empty((steps, batch, len(PARTS) * units)) if keep else None
+    z = x.new_empty((batch, len(PARTS) * units))
     # Views made once, so that the loop runs no indexing.
-    xz_t, hs_t, cs_t = xz.unbind(0), hs.unbind(0), cs.unbind(0)
-    sig_t = acts[:, :, : 3 * units].unbind(0)
-    cand_t = acts[:, :, 3 * units :].unbind(0)
-    gates = [v.unbind(0) for v in acts.split(units, dim=2)]
-    z_sig, z_cand = z[:, : 3 * units], z[:, 3 * units :]
+    xz_t = xz.unbind(0)
+    hs_t = hs.unbind(0) if hs is not None else None
+    cs_t = cs.unbind(0) if cs is not None else None
+    values_t = [list(parts.split(v, units).values()) for v in values.unbind(0)] if keep else None
     masks = mask.unbind(0) if mask is not None else None
-
-    def per_step(views):
-        # Step t's view of a buffer of len(views) steps.
-        return views if len(views) == steps else [views[t % len(views)] for t in range(steps)]
-
-    hs_t, cs_t, sig_t, cand_t, acts_t = map(per_step, (hs_t, cs_t, sig_t, cand_t, acts.unbind(0)))
-    gates = [per_step(v) for v in gates]
     h_prev, c_prev = h0, c0
     for t in range(steps):
-        i, f, o, g = gates[0][t], gates[1][t], gates[2][t], gates[3][t]
         torch.addmm(xz_t[t], h_prev, u, out=z)
-        torch.sigmoid(z_sig, out=sig_t[t])
-        torch.tanh(z_cand, out=cand_t[t])
-        c = torch.mul(f, c_prev, out=cs_t[t]).addcmul_(i, g)
-        h = torch.mul(o, torch.tanh(c, out=tc), out=hs_t[t])
+        h, c, step_values = cell.step(z, c_prev)
         if masks is not None:
             m = masks[t]
-            torch.where(m, h, h_prev, out=h)
-            torch.where(m, c, c_prev, out=c)
-            if trace:
-                acts_t[t].masked_fill_(~m, 0.0)
+            h = torch.where(m, h, h_prev)
+            c = torch.where(m, c, c_prev)
+        if hs_t is not None:
+            h = hs_t[t].copy_(h)
+        if keep:
+            c = cs_t[t].copy_(c)
+            for buffer, name in zip(values_t[t], PARTS):
+                buffer.copy_(step_values[name])
         h_prev, c_prev = h, c
-    if not keep:
-        return (hs if sequences else None), h_prev.clone(), c_prev.clone(), None, None
-    return hs, h_prev, c_prev.clone(), cs, acts
+    return hs, h_prev, c_prev, cs, values
 
 
 def _torch_function():
@@ -75,88 +67,82 @@ def _torch_function():
         return _TORCH["fn"]
     import torch
 
-    class LSTMSequence(torch.autograd.Function):
-        """The vanilla LSTM over a sequence, forward and backward by hand."""
+    class FusedSequence(torch.autograd.Function):
+        """The plain LSTM over a sequence, forward and backward by hand."""
 
         @staticmethod
-        def forward(ctx, x, w, b, u, h0, c0, mask, trace):
-            hs, _, c_last, cs, acts = _forward_loop(x, w, b, u, h0, c0, mask, trace, keep=True)
-            ctx.trace = trace
-            ctx.save_for_backward(x, w, u, h0, c0, mask, hs, cs, acts, b)
-            if not trace:
-                ctx.mark_non_differentiable(cs, acts)
-            return hs, c_last, cs, acts
+        def forward(ctx, cell, x, w, b, u, h0, c0, mask, return_gates):
+            hs, _, c_last, cs, values = _forward_loop(cell, x, w, b, u, h0, c0, mask, keep=True)
+            ctx.cell, ctx.return_gates = cell, return_gates
+            ctx.save_for_backward(x, w, u, h0, c0, mask, hs, cs, values, b)
+            if not return_gates:
+                ctx.mark_non_differentiable(cs, values)
+            return hs, c_last.clone(), cs, values
 
         @staticmethod
-        def backward(ctx, dhs, dc_last, dcs, dacts):
+        def backward(ctx, dhs, dc_last, dcs, dvalues):
             if torch.is_grad_enabled():
-                return _differentiable_backward(ctx, dhs, dc_last, dcs, dacts)
+                return _differentiable_backward(ctx, dhs, dc_last, dcs, dvalues)
+            cell, return_gates = ctx.cell, ctx.return_gates
             saved = ctx.saved_tensors[:-1]
             dtype = saved[0].dtype
             # Half-precision runs keep their gradients in float32 in the loop.
             work = torch.promote_types(dtype, torch.float32)
-            x, w, u, h0, c0, mask, hs, cs, acts = [
+            x, w, u, h0, c0, mask, hs, cs, values = [
                 v if v is None or v.dtype == torch.bool else v.to(work) for v in saved
             ]
-            trace = ctx.trace
             steps, batch, features = x.shape
             units = u.shape[0]
-            i, f, o, g = acts.split(units, dim=2)
-            tc = torch.tanh(cs)
+            by_part = parts.split(values, units)
             c_prev = torch.cat([c0[None], cs[:-1]], 0)
-            # Everything that does not depend on the recursion, for all steps
-            # at once: dz = dc * a + dh * b, dc += dh * o (1 - tanh(c)^2).
-            a = torch.cat(
-                [g * i * (1 - i), c_prev * f * (1 - f), torch.zeros_like(o), i * (1 - g * g)], 2
-            ).view(steps, batch, 4, units)
-            b_o = tc * o * (1 - o)
-            p = o * (1 - tc * tc)
-            if trace:
-                extra = dacts.to(work) * torch.cat(
-                    [acts[..., : 3 * units] * (1 - acts[..., : 3 * units]), 1 - g * g], 2
-                )
-                dcs = dcs.to(work)
-            dhs = dhs.to(work)
-            dz = torch.empty_like(acts)
-            dz4 = dz.view(steps, batch, 4, units)
-            dz_o = dz[:, :, 2 * units : 3 * units]
+            # The factors of every step at once: none depends on the recursion.
+            factors = cell.step_derivatives(by_part, cs, c_prev)
+            factors_t = [
+                dict(zip(factors, f)) for f in zip(*(v.unbind(0) for v in factors.values()))
+            ]
+            dhs = dhs.to(work).unbind(0)
+            extra_t = [[] for _ in range(steps)]
+            if return_gates:
+                derivatives = common.value_derivatives(cell, list(by_part.values()))
+                recorded = parts.split(dvalues.to(work), units)
+                recorded = [r * d for r, d in zip(recorded.values(), derivatives)]
+                for t, (dc_t, *dv_t) in enumerate(zip(dcs.to(work), *recorded)):
+                    extra_t[t] += [dc_t, dv_t]
+            if mask is not None:
+                for t, m in enumerate(mask.unbind(0)):
+                    extra_t[t].append(m)
+            dz = torch.empty_like(values)
+            dz_t = dz.unbind(0)
             u_t = u.t()
-            dh_next = torch.zeros_like(h0)
-            dc_next = dc_last.to(work)
-            masks = mask.unbind(0) if mask is not None else None
+            carry = (torch.zeros_like(h0), dc_last.to(work))
             for t in range(steps - 1, -1, -1):
-                dh = dhs[t] + dh_next
-                dc_in = dc_next + dcs[t] if trace else dc_next
-                dc = torch.addcmul(dc_in, dh, p[t])
-                torch.mul(dc.unsqueeze(1), a[t], out=dz4[t])
-                torch.mul(dh, b_o[t], out=dz_o[t])
-                if trace:
-                    dz[t] += extra[t]
-                if masks is not None:
-                    m = masks[t]
-                    dz[t].masked_fill_(~m, 0.0)
-                    dh_next = torch.addmm(dh.masked_fill(m, 0.0), dz[t], u_t)
-                    dc_next = torch.where(m, dc * f[t], dc_in)
-                else:
-                    dh_next = torch.mm(dz[t], u_t)
-                    dc_next = dc * f[t]
-            flat_dz = dz.view(steps * batch, 4 * units)
+                target = dz_t[t]
+
+                def recurrent(dz_parts, target=target):
+                    # Step t's dz goes into its buffer, once, on its way to
+                    # the matmul.
+                    return torch.mm(torch.cat(dz_parts, 1, out=target), u_t)
+
+                step = (dhs[t], factors_t[t], extra_t[t])
+                _, dh_prev, dc_prev = common.backward_step(
+                    cell, carry, step, recurrent, return_gates, mask is not None, torch.where
+                )
+                carry = (dh_prev, dc_prev)
+            flat_dz = dz.view(steps * batch, len(PARTS) * units)
             h_prev = torch.cat([h0[None], hs[:-1]], 0).view(steps * batch, units)
             need = ctx.needs_input_grad
-            dx = flat_dz.mm(w.t()).view(steps, batch, features) if need[0] else None
-            dw = x.reshape(steps * batch, features).t().mm(flat_dz) if need[1] else None
-            db = flat_dz.sum(0) if need[2] else None
+            dx = flat_dz.mm(w.t()).view(steps, batch, features) if need[1] else None
+            dw = x.reshape(steps * batch, features).t().mm(flat_dz) if need[2] else None
+            db = flat_dz.sum(0) if need[3] else None
             du = h_prev.t().mm(flat_dz)
-            grads = [
-                None if gr is None else gr.to(dtype) for gr in (dx, dw, db, du, dh_next, dc_next)
-            ]
-            return (*grads, None, None)
+            grads = [None if g is None else g.to(dtype) for g in (dx, dw, db, du, *carry)]
+            return (None, *grads, None, None)
 
-    _TORCH["fn"] = LSTMSequence
-    return LSTMSequence
+    _TORCH["fn"] = FusedSequence
+    return FusedSequence
 
 
-def _differentiable_backward(ctx, dhs, dc_last, dcs, dacts):
+def _differentiable_backward(ctx, dhs, dc_last, dcs, dvalues):
     """The backward pass as a graph of its own, for a gradient of the
     gradient (``create_graph=True``, as a gradient penalty takes it).
 
@@ -169,44 +155,18 @@ def _differentiable_backward(ctx, dhs, dc_last, dcs, dacts):
 
     x, w, u, h0, c0, mask, *_, b = ctx.saved_tensors
     inputs = [x, w, b, u, h0, c0]
-    wanted = [k for k, v in enumerate(inputs) if ctx.needs_input_grad[k] and v.requires_grad]
+    need = ctx.needs_input_grad[1:7]
+    wanted = [k for k, v in enumerate(inputs) if need[k] and v.requires_grad]
     grads = [None] * len(inputs)
     if wanted:
-        out = plain_sequence(x, w, b, u, h0, c0, mask, ctx.trace)
-        cotangents = [dhs, dc_last, dcs, dacts][: len(out)]
+        out = plain_sequence(ctx.cell, x, w, b, u, h0, c0, mask, ctx.return_gates)
+        cotangents = [dhs, dc_last, dcs, dvalues][: len(out)]
         found = torch.autograd.grad(
             out, [inputs[k] for k in wanted], cotangents, create_graph=True, allow_unused=True
         )
         for k, g in zip(wanted, found):
             grads[k] = g
-    return (*grads, None, None)
-
-
-class _TorchOps:
-    def __init__(self):
-        import torch
-
-        self.torch = torch
-        self.sigmoid = torch.sigmoid
-        self.tanh = torch.tanh
-        self.where = torch.where
-        self.zeros_like = torch.zeros_like
-
-    def split(self, x, sizes):
-        return self.torch.split(x, list(sizes), dim=-1)
-
-    def concat(self, xs):
-        return self.torch.cat(xs, dim=-1)
-
-
-def tracing():
-    """Whether a graph is being recorded for export: TorchScript tracing
-    (``torch.onnx.export``'s default route, and the one Keras takes for a
-    dynamic batch), the ONNX exporter, or ``torch.export`` (the dynamo route).
-    """
-    import torch
-
-    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
+    return (None, *grads, None, None)
 
 
 def warn_if_one_step(steps):
@@ -228,39 +188,34 @@ def warn_if_one_step(steps):
         )
 
 
-def plain_sequence(x, w, b, u, h0, c0, mask, trace):
+def plain_sequence(cell, x, w, b, u, h0, c0, mask, return_gates):
     """The forward loop in plain differentiable ops, for exporters and for
-    a gradient of the gradient.
+    a gradient of the gradient: ``(hs, c_last)``, and with ``return_gates``
+    also ``cs`` and the part values side by side.
 
     An exporter records the ops it sees; the ``autograd.Function`` writes
     into pre-allocated buffers and reads shapes as Python numbers, which
     the ONNX exporter refuses (``aten::size``).  The loop is unrolled over the
     traced sequence length, as keras.layers.LSTM's is on this backend.
     """
-    K = _TorchOps()
-    torch = K.torch
-    units = u.shape[0]
+    import torch
+
     xz = torch.matmul(x, w) + b
     h, c = h0, c0
-    hs, cs, acts = [], [], []
+    hs, cs, values = [], [], []
     for t in range(x.shape[0]):
-        z = xz[t] + torch.matmul(h, u)
-        h_new, c_new, parts = common.forward_step(K, common.parts_of(K, [z], units), c)
-        act = K.concat(parts) if trace else None
+        h_new, c_new, step_values = cell.step(xz[t] + torch.matmul(h, u), c)
         if mask is not None:
-            m = mask[t]
-            h_new = torch.where(m, h_new, h)
-            c_new = torch.where(m, c_new, c)
-            if trace:
-                act = torch.where(m, act, torch.zeros_like(act))
+            h_new = torch.where(mask[t], h_new, h)
+            c_new = torch.where(mask[t], c_new, c)
         h, c = h_new, c_new
         hs.append(h)
-        if trace:
+        if return_gates:
             cs.append(c)
-            acts.append(act)
-    if not trace:
+            values.append(torch.cat([step_values[n] for n in PARTS], -1))
+    if not return_gates:
         return torch.stack(hs), c
-    return torch.stack(hs), c, torch.stack(cs), torch.stack(acts)
+    return torch.stack(hs), c, torch.stack(cs), torch.stack(values)
 
 
 def _differentiated(*tensors):
@@ -281,38 +236,120 @@ def _callers():
         _TORCH["callers"] = {
             "apply": torch.compiler.disable(function.apply),
             "infer": torch.compiler.disable(_forward_loop),
+            # Dynamo cannot trace PyTorch's oneDNN LSTM op (mkldnn_rnn_layer).
+            "native": torch.compiler.disable(_native_sequence),
         }
     return _TORCH["callers"]
 
 
-def lstm_sequence(x, ws, bs, us, h0, c0, mask, trace, sequences=True):
+def fused_sequence(cell, x, ws, bs, us, h0, c0, mask, return_gates, return_sequences):
     import torch
 
-    # One matmul per step for every gate: the gates' weights are joined
+    # One matmul per step for every part: the parts' weights are joined
     # (autograd splits the gradient back into them).
     w, b, u = (torch.cat(list(p), dim=-1) for p in (ws, bs, us))
-    if tracing():
+    if compat.torch_exporting():
         warn_if_one_step(x.shape[0])
-        out = plain_sequence(x, w, b, u, h0, c0, mask, trace)
-    elif not trace and not _differentiated(x, w, b, u, h0, c0):
+        out = plain_sequence(cell, x, w, b, u, h0, c0, mask, return_gates)
+    elif not return_gates and not _differentiated(x, w, b, u, h0, c0):
         # No gradient will be asked for: a loop that keeps only the output.
         hs, h_last, c_last, _, _ = _callers()["infer"](
-            x, w, b, u, h0, c0, mask, False, keep=False, sequences=sequences
+            cell, x, w, b, u, h0, c0, mask, keep=False, return_sequences=return_sequences
         )
-        return (hs.transpose(0, 1) if sequences else h_last), c_last
+        return (hs.transpose(0, 1) if return_sequences else h_last.clone()), c_last.clone()
     else:
-        out = _callers()["apply"](x, w, b, u, h0, c0, mask, trace)
-    hs = out[0].transpose(0, 1) if sequences else out[0][-1]
-    if not trace:
+        out = _callers()["apply"](cell, x, w, b, u, h0, c0, mask, return_gates)
+    hs = out[0].transpose(0, 1) if return_sequences else out[0][-1]
+    if not return_gates:
         return hs, out[1]
-    _, c_last, cs, acts = out
-    return hs, c_last, cs, list(acts.split(int(u.shape[0]), dim=-1))
+    _, c_last, cs, values = out
+    return hs, c_last, cs, list(values.split(int(u.shape[0]), dim=-1))
+
+
+def native_available(x):
+    """Whether PyTorch's own LSTM kernel runs ``x`` fast: on CUDA (cuDNN), or
+    a float32 or bfloat16 CPU tensor with oneDNN."""
+    import torch
+
+    if x.is_cuda:
+        return True
+    return compat.torch_onednn_available() and x.dtype in (torch.float32, torch.bfloat16)
+
+
+def right_padded_lengths(mask):
+    """The length of each row of a time-major ``(time, batch, 1)`` mask
+    whose every row is right-padded (its steps first, then only padding)
+    and not empty, else ``None``."""
+    import torch
+
+    steps = mask[..., 0]
+    lengths = steps.sum(0)
+    if bool((lengths == 0).any()):
+        return None
+    expected = torch.arange(steps.shape[0], device=steps.device)[:, None] < lengths[None]
+    return lengths if bool(torch.equal(expected, steps)) else None
+
+
+def native_sequence(x, ws, bs, us, h0, c0, lengths, training, return_sequences):
+    """See :func:`_native_sequence`; out of torch.compile's reach except when
+    a graph is exported, where it is what the exporter writes as ONNX's LSTM
+    operator."""
+    if compat.torch_exporting():
+        return _native_sequence(x, ws, bs, us, h0, c0, lengths, training, return_sequences)
+    return _callers()["native"](x, ws, bs, us, h0, c0, lengths, training, return_sequences)
+
+
+def _native_sequence(x, ws, bs, us, h0, c0, lengths, training, return_sequences):
+    """PyTorch's own LSTM kernel (``torch.nn.LSTM``'s: oneDNN on a CPU, cuDNN
+    on CUDA) over a time-major sequence, with the parts' weights joined at
+    call time in its layout (rows in :data:`~keras_lstm_gates.parts.PARTS`
+    order); autograd splits the gradients back into the parts.  It computes
+    the plain LSTM, whose step is :meth:`~keras_lstm_gates.LSTMCell.step` of
+    a cell with no ``plain_lstm_reason``, in C++.
+
+    With ``lengths`` (a right-padded mask, see :func:`right_padded_lengths`)
+    the rows are packed, so that each stops at its length, and the carried
+    ``h`` repeats its last value over the padding.  Returns ``(hs, c_last)``
+    as :func:`fused_sequence` does.
+    """
+    import torch
+    from torch.nn.utils import rnn
+
+    lstm = compat.torch_lstm()
+    params = [
+        torch.cat(list(ws), dim=-1).t(),
+        torch.cat(list(us), dim=-1).t(),
+        torch.cat(list(bs), dim=-1),
+    ]
+    params.append(torch.zeros_like(params[2]))  # PyTorch's second bias
+    state = (h0[None], c0[None])
+    training = bool(training)  # Keras passes None outside fit
+    if lengths is None:
+        out, _, c_last = lstm(x, state, params, True, 1, 0.0, training, False, False)
+        c_last = c_last[0]
+        h_last = out[-1]
+    else:
+        packed = rnn.pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
+        order, back = packed.sorted_indices, packed.unsorted_indices
+        state = tuple(s.index_select(1, order) for s in state)
+        data, h_n, c_n = lstm(
+            packed.data, packed.batch_sizes, state, params, True, 1, 0.0, training, False
+        )
+        out, _ = rnn.pad_packed_sequence(
+            rnn.PackedSequence(data, packed.batch_sizes, order, back), total_length=x.shape[0]
+        )
+        h_last, c_last = h_n[0].index_select(0, back), c_n[0].index_select(0, back)
+        # The carried h over the padding is the last step's.
+        steps = torch.arange(x.shape[0], device=x.device)[:, None, None]
+        out = torch.where(steps < lengths.to(x.device)[None, :, None], out, h_last[None])
+    hs = out.transpose(0, 1) if return_sequences else h_last
+    return hs, c_last
 
 
 def scan(fn, carry, xs, num_ys):
     """The generic loop: a Python loop over the leading axis."""
     from keras import tree
 
-    if tracing():
+    if compat.torch_exporting():
         warn_if_one_step(tree.flatten(xs)[0].shape[0])
     return common.python_scan(fn, carry, xs)

@@ -223,9 +223,10 @@ np.save(sys.argv[1] + ".y.npy", keras.ops.convert_to_numpy(model.predict(x, verb
 
 
 def test_a_saved_model_loads_in_a_fresh_process_after_the_import(tmp_path, rng):
-    """Without ``import keras_lstm_gates`` Keras cannot find the class (it
-    imports no package it does not know); with it, the model loads and
-    predicts what it predicted when saved."""
+    """Without ``import keras_lstm_gates`` recent Keras releases cannot find
+    the class (they import no package they do not know; earlier ones import
+    the module the file names, and load); with the import, the model loads
+    and predicts what it predicted when saved."""
     model = keras.Sequential([keras.Input((5, 2)), klg.LSTM(3), keras.layers.Dense(1)])
     path = tmp_path / "model.keras"
     model.save(path)
@@ -244,9 +245,10 @@ def test_a_saved_model_loads_in_a_fresh_process_after_the_import(tmp_path, rng):
         )
 
     without = run("no-import")
-    assert without.returncode == 3, without.stdout + without.stderr
-    assert "Could not locate class 'LSTM'" in without.stdout, without.stdout
-    assert "keras_lstm_gates>LSTM" in without.stdout, without.stdout
+    assert without.returncode in (0, 3), without.stdout + without.stderr
+    if without.returncode == 3:
+        assert "Could not locate class 'LSTM'" in without.stdout, without.stdout
+        assert "keras_lstm_gates>LSTM" in without.stdout, without.stdout
     # The pages that tell users to import first quote the error they would see.
     first_sentence = "Could not locate class 'LSTM'"
     for page in ("install.md", "bring-your-own-model.md", "export.md"):

@@ -9,8 +9,10 @@ reference (tests/numpy_reference.py).  Where a runtime or an exporter is
 missing the test is skipped with the reason.
 """
 
+import functools
 import importlib.util
 import sys
+import warnings
 from pathlib import Path
 
 import keras
@@ -28,6 +30,12 @@ ATOL = 1e-5
 FEATURES, UNITS, STEPS = 3, 4, 5
 # The models of the issue: one per option that changes the exported graph.
 CONFIGS = ("single", "sequences", "stacked", "bidirectional", "masked", "state")
+# Models that combine them, as users build them (TFLite).
+COMBINED = (
+    "masked_bidirectional_sequences_stacked",
+    "masked_go_backwards_sequences",
+    "go_backwards_state",
+)
 ONNX_BACKENDS = ("tensorflow", "torch")
 
 
@@ -60,6 +68,17 @@ def build(lstm, config, steps=None, batch_size=None):
         outputs = lstm(UNITS)(keras.layers.Masking(0.0)(inputs))
     elif config == "state":
         outputs = keras.layers.Concatenate()(lstm(UNITS, return_state=True)(inputs))
+    elif config == "masked_bidirectional_sequences_stacked":
+        hidden = keras.layers.Masking(0.0)(inputs)
+        hidden = keras.layers.Bidirectional(lstm(UNITS, return_sequences=True))(hidden)
+        outputs = lstm(3)(hidden)
+    elif config == "masked_go_backwards_sequences":
+        hidden = keras.layers.Masking(0.0)(inputs)
+        outputs = lstm(UNITS, return_sequences=True, go_backwards=True)(hidden)
+    elif config == "go_backwards_state":
+        outputs = keras.layers.Concatenate()(
+            lstm(UNITS, go_backwards=True, return_state=True)(inputs)
+        )
     return keras.Model(inputs, outputs)
 
 
@@ -120,7 +139,12 @@ def reference_outputs(layer, x, **kwargs):
             p[k] = to_numpy(gate.peephole)
         if gate.gate_recurrent_kernel is not None:
             R[k] = to_numpy(gate.gate_recurrent_kernel)
-    return lstm_sequence(x, W, U, b, p=p, R=R or None, **kwargs)
+    norm = None
+    if cell.spec.layer_norm:
+        norm = {short[n]: to_numpy(g.norm_gain) for n, g in cell.present_gates.items()}
+        norm["c_gain"] = to_numpy(cell.output_gate.state_norm_gain)
+        norm["c_bias"] = to_numpy(cell.output_gate.state_norm_bias)
+    return lstm_sequence(x, W, U, b, p=p, R=R or None, norm=norm, **kwargs)
 
 
 def assert_close(actual, expected, what):
@@ -148,7 +172,7 @@ needs_tf = pytest.mark.skipif(
 
 @needs_tf
 @pytest.mark.parametrize("length", ["fixed", "dynamic"])
-@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("config", CONFIGS + COMBINED)
 def test_tflite_matches_keras(rng, config, length):
     # TFLite's builtin ops need the batch size fixed, for keras.layers.LSTM
     # as for klg.LSTM (test_tflite_unknown_batch_names_the_fix); the
@@ -160,6 +184,58 @@ def test_tflite_matches_keras(rng, config, length):
     assert_close(expected, to_numpy(reference(x)), f"keras.layers.LSTM's TFLite {config}")
     (got,) = tflite_run(ours, x)
     assert_close(got, to_numpy(reference(x)), f"TFLite {config}")
+
+
+def tflite_ops(model):
+    """The op names of ``model``'s TFLite flatbuffer, and the klg warnings
+    the conversion gave."""
+    import warnings
+
+    import tensorflow as tf
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    names = {op["op_name"] for op in interpreter._get_ops_details()}
+    return names, [str(w.message) for w in caught if "klg.LSTM" in str(w.message)]
+
+
+@needs_tf
+@pytest.mark.parametrize("config", ["single", "sequences", "stacked", "bidirectional"])
+def test_tflite_plain_lstm_is_the_fused_lstm_op(rng, config):
+    # The plain LSTM converts to TFLite's own UNIDIRECTIONAL_SEQUENCE_LSTM,
+    # as Keras 2's LSTM did (Keras 3's converts to a WHILE loop); its numbers
+    # are test_tflite_matches_keras's.
+    reference, ours = model_pair(rng, config, steps=STEPS, batch_size=2)
+    names, warned = tflite_ops(ours)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in names and "WHILE" not in names, sorted(names)
+    assert not warned, warned
+    x = data(rng)
+    (got,) = tflite_run(ours, x)
+    assert_close(got, to_numpy(reference(x)), f"fused TFLite {config}")
+
+
+@needs_tf
+@pytest.mark.parametrize(
+    "config, options, reason",
+    [
+        ("masked", {}, "takes no mask"),
+        ("state", {}, "no final cell state"),
+        ("single", {"variant": "CIFG"}, "variant='CIFG'"),
+        ("single", {"peepholes": True}, "peepholes=True"),
+        ("single", {"return_gates": True}, "return_gates"),
+    ],
+)
+def test_tflite_unfused_configurations_say_why(rng, config, options, reason):
+    lstm = functools.partial(klg.LSTM, **options)
+    model = build(lstm, config, steps=STEPS, batch_size=2)
+    if options.get("return_gates"):
+        inputs = keras.Input((STEPS, FEATURES), batch_size=2)
+        model = keras.Model(inputs, lstm(UNITS)(inputs)[0])
+    names, warned = tflite_ops(model)
+    assert "WHILE" in names and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in names, sorted(names)
+    assert warned and all(reason in w for w in warned), (reason, warned)
 
 
 @needs_tf
@@ -190,7 +266,7 @@ def test_tflite_unknown_batch_names_the_fix():
         tf.lite.OpsSet.SELECT_TF_OPS,
     ]
     with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="klg.LSTM")
+        warnings.filterwarnings("error", message="klg.LSTM: TensorFlow Lite.s builtin ops")
         assert ops_allowed.convert()
 
 
@@ -205,18 +281,21 @@ def test_tflite_last_output_converts_with_any_batch(rng, config):
 
     reference, ours = model_pair(rng, config)
     with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="klg.LSTM")
+        warnings.filterwarnings("error", message="klg.LSTM: TensorFlow Lite.s builtin ops")
         for batch in (1, 3):
             x = data(rng, batch=batch)
             (result,) = tflite_run(ours, x)
             assert_close(result, to_numpy(reference(x)), f"{config}, batch {batch}")
 
 
+# Every variant the loops run, against the numpy reference (Keras has none).
+VARIANT_OPTIONS = [{"variant": v} for v in klg.VARIANTS if v not in ("vanilla", "NP")]
+VARIANT_OPTIONS.append({"peepholes": True})
+
+
 @needs_tf
 @pytest.mark.parametrize(
-    "options",
-    [{"variant": "CIFG"}, {"peepholes": True}, {"variant": "FGR"}, {"variant": "NOG"}],
-    ids=["CIFG", "peepholes", "FGR", "NOG"],
+    "options", VARIANT_OPTIONS, ids=[o.get("variant", "peepholes") for o in VARIANT_OPTIONS]
 )
 def test_tflite_variants_match_reference(rng, options):
     inputs = keras.Input((STEPS, FEATURES), batch_size=2)
@@ -245,10 +324,13 @@ def test_tflite_return_gates(rng):
 
 def needs_onnx():
     if BACKEND not in ONNX_BACKENDS:
-        pytest.skip(f"ONNX export on {BACKEND} goes through jax2onnx, outside this project's tests")
+        pytest.skip(
+            f"ONNX export on {BACKEND} goes through jax2onnx: see test_onnx_jax_through_jax2onnx"
+        )
     missing = [m for m in ("onnx", "onnxruntime") if not has(m)]
     if BACKEND == "tensorflow" and not has("tf2onnx"):
         missing.append("tf2onnx")
+
     if missing:
         pytest.skip(f"needs the [export] extra ({', '.join(missing)} missing)")
 
@@ -305,7 +387,7 @@ def test_exports_multiplying_gate_by_gate(rng, tmp_path, monkeypatch, config):
     if BACKEND == "tensorflow":
         from keras_lstm_gates.loops import tensorflow as tf_loops
 
-        monkeypatch.setattr(tf_loops, "_TF", {})
+        monkeypatch.setattr(tf_loops, "_LOOPS", {})
     x = data(rng)
     if BACKEND == "jax":
         # ONNX export runs on the TensorFlow and PyTorch backends.  A JAX
@@ -333,18 +415,60 @@ def test_exports_multiplying_gate_by_gate(rng, tmp_path, monkeypatch, config):
     assert_close(got, expected, f"ONNX {config}, gate by gate")
 
 
-@pytest.mark.parametrize("options", [{}, {"variant": "CIFG"}], ids=["vanilla", "CIFG"])
-def test_onnx_torch_warns_on_an_unknown_sequence_length(rng, tmp_path, options):
-    # PyTorch's exporter unrolls the loop over the traced length, and Keras
-    # traces a None length as 1: the artifact would compute one step.
+def test_onnx_torch_warns_on_an_unknown_sequence_length(rng, tmp_path):
+    # PyTorch's exporter unrolls klg's step loop over the traced length, and
+    # Keras traces a None length as 1: the artifact would compute one step.
     if BACKEND != "torch":
         pytest.skip("the loop is unrolled by PyTorch's exporter only")
     needs_onnx()
     inputs = keras.Input((None, FEATURES))
-    model = keras.Model(inputs, klg.LSTM(UNITS, **options)(inputs))
+    model = keras.Model(inputs, klg.LSTM(UNITS, variant="CIFG")(inputs))
     model(data(rng))
     with pytest.warns(UserWarning, match="sequence length of 1"):
         export_onnx(model, tmp_path, "unknown_length")
+
+
+def test_onnx_torch_plain_lstm_is_one_lstm_node(rng, tmp_path):
+    # The plain LSTM runs PyTorch's own kernel, which the exporter writes as
+    # ONNX's LSTM operator: no unrolled loop, and any sequence length.
+    if BACKEND != "torch":
+        pytest.skip("PyTorch's LSTM kernel is the torch backend's")
+    needs_onnx()
+    import onnx
+
+    inputs = keras.Input((None, FEATURES))
+    model = keras.Model(inputs, klg.LSTM(UNITS, return_sequences=True)(inputs))
+    model(data(rng))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*sequence length of 1.*")
+        path = export_onnx(model, tmp_path, "lstm_node")
+    ops_used = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "LSTM" in ops_used and "Loop" not in ops_used, sorted(ops_used)
+    for steps in (3, 7):
+        x = data(rng, steps=steps)
+        _, (got,) = onnx_run(path, x)
+        assert_close(got, to_numpy(model(x)), f"ONNX LSTM node, {steps} steps")
+
+
+@pytest.mark.parametrize("config", ["single", "bidirectional", "masked"])
+def test_onnx_jax_through_jax2onnx(rng, tmp_path, config):
+    # On JAX, Keras writes ONNX with jax2onnx: klg's loop becomes an ONNX Loop,
+    # as keras.layers.LSTM's does, with Keras's numbers.
+    if BACKEND != "jax":
+        pytest.skip("Keras's ONNX export through jax2onnx is the JAX backend's")
+    missing = [m for m in ("onnx", "onnxruntime", "jax2onnx") if not has(m)]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
+    import onnx
+
+    reference, ours = model_pair(rng, config, steps=STEPS)
+    x = data(rng)
+    expected = to_numpy(reference(x))
+    ours(x)
+    path = export_onnx(ours, tmp_path, f"jax_{config}")
+    assert "Loop" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    _, (got,) = onnx_run(path, x)
+    assert_close(got, expected, f"ONNX through jax2onnx, {config}")
 
 
 def test_onnx_variant_and_gates_match_reference(rng, tmp_path):

@@ -1,4 +1,4 @@
-"""The fast vanilla kernel (loops.lstm_sequence) and its hand-written backward
+"""The fused loops (loops.fused_sequence) and their hand-written backward
 pass, against a step-by-step reference written from the LSTM equations with
 keras.ops and differentiated by the backend's own autodiff; and the layer's
 training step against keras.layers.LSTM's, compiled the way Keras compiles
@@ -11,7 +11,8 @@ import pytest
 from keras import ops
 
 import keras_lstm_gates as klg
-from keras_lstm_gates import loops, recurrence
+from keras_lstm_gates import loops
+from keras_lstm_gates.parts import PARTS
 
 BACKEND = keras.backend.backend()
 # Absolute on activations; gradients of this loss reach ~10, where float32
@@ -25,7 +26,8 @@ def to_numpy(x):
 
 
 def reference(x, w, b, u, h0, c0, mask=None):
-    """The vanilla LSTM one step at a time (gate blocks i, f, o, g)."""
+    """The vanilla LSTM one step at a time (part blocks i, f, c, o); the
+    part values are those each step computes, masked steps included."""
     units = u.shape[0]
     h, c = h0, c0
     hs, cs, acts = [], [], []
@@ -33,18 +35,17 @@ def reference(x, w, b, u, h0, c0, mask=None):
         z = ops.matmul(x[t], w) + ops.matmul(h, u) + b
         i = ops.sigmoid(z[:, :units])
         f = ops.sigmoid(z[:, units : 2 * units])
-        o = ops.sigmoid(z[:, 2 * units : 3 * units])
-        g = ops.tanh(z[:, 3 * units :])
+        g = ops.tanh(z[:, 2 * units : 3 * units])
+        o = ops.sigmoid(z[:, 3 * units :])
         c_new = f * c + i * g
         h_new = o * ops.tanh(c_new)
-        act = ops.concatenate([i, f, o, g], axis=-1)
+        act = ops.concatenate([i, f, g, o], axis=-1)
         if mask is None:
             h, c = h_new, c_new
         else:
             m = mask[t]
             h = ops.where(m, h_new, h)
             c = ops.where(m, c_new, c)
-            act = ops.where(m, act, ops.zeros_like(act))
         hs.append(h)
         cs.append(c)
         acts.append(act)
@@ -111,15 +112,27 @@ def by_gate(kernel, bias, recurrent_kernel):
     return parts(kernel), parts(bias), parts(recurrent_kernel)
 
 
+# The cell whose step the loops run: a plain cell's step reads no weight.
+CELL = klg.LSTMCell(4)
+
+
+def zero_where_masked(values, mask):
+    """Part values at masked steps are those of a step not taken: the loops
+    leave them to their caller, which zeroes them (keras_lstm_gates.sequence),
+    and ignore their cotangents."""
+    return values if mask is None else ops.where(mask, values, ops.zeros_like(values))
+
+
 def kernel_on_joined(x, w, b, u, h0, c0, **kwargs):
-    """``loops.lstm_sequence`` with joined weights in, and time-major states
-    and joined activations out, as the step-by-step reference has them
-    (autodiff of the slicing joins the per-gate gradients)."""
-    out = loops.lstm_sequence(x, *by_gate(w, b, u), h0, c0, **kwargs)
+    """``loops.fused_sequence`` with joined weights in, and time-major states
+    and joined part values out, as the step-by-step reference has them
+    (autodiff of the slicing joins the per-part gradients)."""
+    out = loops.fused_sequence(CELL, x, *by_gate(w, b, u), h0, c0, **kwargs)
     if kwargs.get("return_sequences", True):
         out = (ops.transpose(out[0], (1, 0, 2)), *out[1:])
     if len(out) == 4:
-        out = (*out[:3], ops.concatenate(out[3], axis=-1))
+        values = ops.concatenate(out[3], axis=-1)
+        out = (*out[:3], zero_where_masked(values, kwargs.get("mask")))
     return out
 
 
@@ -131,12 +144,12 @@ def weight_blocks(request, monkeypatch):
     inside the backward loop, the second after it."""
     from keras_lstm_gates.loops import common
 
-    blocks = 1 if request.param == "joined" else common.PARTS
+    blocks = 1 if request.param == "joined" else len(PARTS)
     monkeypatch.setattr(common, "block_count", lambda *args, **kwargs: blocks)
     if BACKEND == "tensorflow":
         from keras_lstm_gates.loops import tensorflow as tf_loops
 
-        monkeypatch.setattr(tf_loops, "_TF", {})
+        monkeypatch.setattr(tf_loops, "_LOOPS", {})
     return request.param
 
 
@@ -173,11 +186,13 @@ def test_kernel_matches_reference(rng, weight_blocks, masked, trace, sequences):
     keep = 4 if trace else 2
 
     def ours(*a):
-        out = kernel_on_joined(*a, mask=mask_t, trace=trace, return_sequences=sequences)
+        out = kernel_on_joined(*a, mask=mask_t, return_gates=trace, return_sequences=sequences)
         return out[:keep]
 
     def ref(*a):
-        return last_only(reference(*a, mask=mask_t)[:keep], sequences)
+        out = reference(*a, mask=mask_t)
+        out = (*out[:3], zero_where_masked(out[3], mask_t))
+        return last_only(out[:keep], sequences)
 
     out, grads = value_and_grads(ours, args)
     out_ref, grads_ref = value_and_grads(ref, args)
@@ -230,12 +245,14 @@ def test_kernel_inside_tf_function(
         # so that this small problem takes that branch too.
         from keras_lstm_gates.loops import tensorflow as tf_loops
 
-        monkeypatch.setattr(tf_loops, "_TF_XLA_FORWARD_MAX_UNITS", 2)
-        monkeypatch.setattr(tf_loops, "_TF", {})
+        monkeypatch.setattr(tf_loops, "XLA_FORWARD_MAX_UNITS", 2)
+        monkeypatch.setattr(tf_loops, "_LOOPS", {})
     args = [tf.constant(a) for a in random_problem(rng)]
     mask = tf.constant(random_mask(rng, 6, 3)) if masked else None
 
-    @tf.function(jit_compile=jit_compile)
+    # The loops are graph code: AutoGraph, which would rewrite their Python
+    # control flow, is off, as in the tf.functions Keras and the loops make.
+    @tf.function(jit_compile=jit_compile, autograph=False)
     def compiled(*a):
         with tf.GradientTape() as tape:
             tape.watch(a)
@@ -417,20 +434,23 @@ def test_gradient_penalty_matches_keras_on_jax_and_torch(rng, masked):
     assert_weight_gradients_match(ours, g_ours, g_ref)
 
 
-def test_vanilla_configuration_takes_the_kernel(monkeypatch, rng):
+def test_plain_configuration_takes_the_fused_loop(monkeypatch, rng):
     calls = []
-    original = loops.lstm_sequence
+    original = loops.fused_sequence
 
     def counting(*args, **kwargs):
-        calls.append(kwargs.get("trace"))
+        calls.append(args[8])  # return_gates
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(loops, "lstm_sequence", counting)
+    monkeypatch.setattr(loops, "fused_sequence", counting)
     x = rng.normal(size=(2, 5, 3)).astype("float32")
     klg.LSTM(4)(x)
     klg.LSTM(4, return_gates=True)(x)
     klg.LSTM(4, use_bias=False)(x)
-    assert calls == [False, True, False]
+    # On PyTorch the plain LSTM runs PyTorch's own kernel unless the call
+    # records the gates.
+    expected = [True] if BACKEND == "torch" else [False, True, False]
+    assert calls == expected
     for config in (
         {"recurrent_activation": "hard_sigmoid"},
         {"variant": "CIFG"},
@@ -440,12 +460,12 @@ def test_vanilla_configuration_takes_the_kernel(monkeypatch, rng):
     ):
         klg.LSTM(4, **config)(x)
     klg.LSTM(4, recurrent_dropout=0.5)(x, training=True)
-    assert calls == [False, True, False], "a non-vanilla configuration took the vanilla kernel"
+    assert calls == expected, "a non-plain configuration took the fused loop"
 
 
-def test_uses_vanilla_kernel():
-    assert recurrence.uses_vanilla_kernel(recurrence.StepPlan(klg.LSTMCell(3)))
-    assert recurrence.uses_vanilla_kernel(recurrence.StepPlan(klg.LSTMCell(3, variant="NP")))
+def test_plain_lstm_reason():
+    assert klg.LSTMCell(3).plain_lstm_reason() is None
+    assert klg.LSTMCell(3, variant="NP").plain_lstm_reason() is None
     for kwargs in (
         {"activation": "relu"},
         {"variant": "NOG"},
@@ -453,8 +473,7 @@ def test_uses_vanilla_kernel():
         {"peepholes": True},
         {"gate_options": {"forget_gate": {"activation": "hard_sigmoid"}}},
     ):
-        plan = recurrence.StepPlan(klg.LSTMCell(3, **kwargs))
-        assert not recurrence.uses_vanilla_kernel(plan), kwargs
+        assert klg.LSTMCell(3, **kwargs).plain_lstm_reason() is not None, kwargs
 
 
 def _one_sgd_step(model, x, y, jit_compile):
@@ -494,3 +513,66 @@ def test_scan_collects_every_output():
     np.testing.assert_allclose(to_numpy(sums)[:, 0], [1.0, 2.0, 3.0, 4.0])
     np.testing.assert_allclose(to_numpy(doubled)[:, 1], [2.0, 4.0, 6.0, 8.0])
     np.testing.assert_allclose(to_numpy(final[0]), [4.0, 4.0])
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's own LSTM kernel")
+def test_torch_kernel_takes_unmasked_and_right_padded_calls(monkeypatch, rng):
+    from keras_lstm_gates.loops import torch as torch_loops
+
+    calls = []
+    original = torch_loops.native_sequence
+
+    def counting(*args, **kwargs):
+        calls.append(args[6] is not None)  # packed: a right-padded mask
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch_loops, "native_sequence", counting)
+    x = rng.normal(size=(3, 6, 2)).astype("float32")
+    right = np.ones((3, 6), bool)
+    right[0, 4:] = False
+    holes = right.copy()
+    holes[1, 2] = False
+    layer = klg.LSTM(4, return_sequences=True)
+    layer(x)
+    layer(x, mask=right)
+    assert calls == [False, True]
+    layer(x, mask=holes)  # a hole: the fused loop
+    klg.LSTM(4, go_backwards=True)(x, mask=right)  # left-padded as read: the fused loop
+    klg.LSTM(4, recurrent_dropout=0.3)(x, training=True)  # a mask per step: the fused loop
+    assert calls == [False, True]
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="Keras retraces for new lengths on TensorFlow")
+def test_a_stream_of_lengths_trains_as_keras(rng, monkeypatch):
+    # Keras traces its train and predict functions with an unknown length
+    # once lengths vary; klg's loop is then the plain one, whose graph
+    # serves every length (XLA would compile once per length).  Losses and
+    # predictions stay Keras's.
+    from keras_lstm_gates.loops import tensorflow as tf_loops
+
+    traced = []
+    build = tf_loops._loops
+
+    def recording(cell, units, masked, return_gates, return_sequences, jit):
+        traced.append(jit)
+        return build(cell, units, masked, return_gates, return_sequences, jit)
+
+    monkeypatch.setattr(tf_loops, "_loops", recording)
+    inputs = keras.Input((None,), dtype="int32")
+    hidden = keras.layers.Embedding(50, 6, mask_zero=True)(inputs)
+    hidden = keras.layers.Bidirectional(keras.layers.LSTM(5, return_sequences=True))(hidden)
+    reference = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.LSTM(3)(hidden)))
+    ours = klg.convert(reference)
+    for model in (reference, ours):
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    for steps in (5, 9, 23, 17, 40, 3):
+        x = rng.integers(1, 50, size=(4, steps))
+        x[0, -2:] = 0  # right padding, masked
+        y = rng.normal(size=(4, 1)).astype("float32")
+        losses = [float(m.train_on_batch(x, y)) for m in (reference, ours)]
+        np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5, err_msg=f"loss, {steps} steps")
+        np.testing.assert_allclose(
+            ours.predict(x, verbose=0), reference.predict(x, verbose=0), atol=ATOL
+        )
+    # Traced for known lengths first (XLA), then for an unknown one (plain).
+    assert traced[0] is True and traced[-1] is False, traced

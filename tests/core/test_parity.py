@@ -8,6 +8,7 @@ built ``keras.layers.LSTM`` and copied into klg with ``LSTM.from_keras`` or
 order i, f, c, o and compared with the gradient of Keras's fused weights.
 """
 
+import inspect
 import json
 import os
 
@@ -127,10 +128,10 @@ def grads(layer, x, initial_state=None, **kwargs):
         diff_in = ([x] if diff_x else [], states, [v.value for v in variables])
         # One compiled program: op-by-op dispatch compiles every primitive.
         # (XLA's optimisation passes are skipped: they cost more than they save here.)
-        fn = jax.jit(
-            jax.value_and_grad(f, has_aux=True),
-            compiler_options={"xla_backend_optimization_level": 0},
-        )
+        options = {}
+        if "compiler_options" in inspect.signature(jax.jit).parameters:  # jax 0.4.36 on
+            options["compiler_options"] = {"xla_backend_optimization_level": 0}
+        fn = jax.jit(jax.value_and_grad(f, has_aux=True), **options)
         (_, outputs), g = fn(diff_in, x)
         found = list(g[0]) + list(g[1]) + list(g[2])
     else:

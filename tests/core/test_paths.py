@@ -1,5 +1,6 @@
 """Which kernel each configuration takes: cuDNN (Keras's fused backend LSTM,
-on a GPU) or klg's own fused loop.
+on a GPU), klg's fused loop (the plain LSTM, hand-written backward pass) or
+its stepwise loop (every other configuration).
 
 The machine running the tests has no GPU, so ``gpu_available`` is
 monkeypatched to say it has one, and Keras's backend ``lstm`` is replaced by
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 import keras_lstm_gates as klg
-import keras_lstm_gates.layer as layer_module
+import keras_lstm_gates.sequence as sequence_module
 
 UNSUPPORTED = {
     "hard_sigmoid gates": {"recurrent_activation": "hard_sigmoid"},
@@ -32,13 +33,18 @@ UNSUPPORTED = {
 }
 
 
+# Without cuDNN, the plain LSTM runs PyTorch's own kernel on the torch backend
+# and the fused loop elsewhere.
+PLAIN = "onednn" if keras.backend.backend() == "torch" else "fused"
+
+
 def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
 @pytest.fixture
 def with_gpu(monkeypatch):
-    monkeypatch.setattr(layer_module, "gpu_available", lambda: True)
+    monkeypatch.setattr(sequence_module, "gpu_available", lambda: True)
 
 
 @pytest.fixture
@@ -88,20 +94,26 @@ def test_default_takes_cudnn_on_a_gpu(with_gpu):
 
 def test_no_gpu_means_fused():
     layer = klg.LSTM(4)
-    expected = "cudnn" if layer_module.gpu_available() else "fused"
+    expected = "cudnn" if sequence_module.gpu_available() else PLAIN
     assert layer.execution_path() == expected
 
 
-@pytest.mark.parametrize("config", list(UNSUPPORTED.values()), ids=list(UNSUPPORTED))
-def test_unsupported_configurations_take_the_fused_kernel(with_gpu, config):
-    layer = klg.LSTM(4, **config)
+# Configurations cuDNN cannot run that are still the plain LSTM, in an
+# inference call: the fused loop (or PyTorch's kernel, but for return_gates)
+# runs them; the others run the stepwise loop.
+STILL_PLAIN = {"recurrent_dropout": PLAIN, "use_bias=False": PLAIN, "return_gates": "fused"}
+
+
+@pytest.mark.parametrize("name", list(UNSUPPORTED))
+def test_unsupported_configurations_take_the_loops(with_gpu, name):
+    layer = klg.LSTM(4, **UNSUPPORTED[name])
     reason = layer.cudnn_unsupported_reason()
     assert isinstance(reason, str) and reason
-    assert layer.execution_path() == "fused"
+    assert layer.execution_path() == STILL_PLAIN.get(name, "stepwise")
 
 
 def test_use_cudnn_false_takes_the_fused_kernel(with_gpu):
-    assert klg.LSTM(4, use_cudnn=False).execution_path() == "fused"
+    assert klg.LSTM(4, use_cudnn=False).execution_path() == PLAIN
 
 
 @pytest.mark.parametrize("config", list(UNSUPPORTED.values()), ids=list(UNSUPPORTED))
@@ -113,7 +125,7 @@ def test_use_cudnn_true_with_an_unsupported_configuration_raises(config):
 
 
 def test_use_cudnn_true_without_a_gpu_raises_at_call(monkeypatch):
-    monkeypatch.setattr(layer_module, "gpu_available", lambda: False)
+    monkeypatch.setattr(sequence_module, "gpu_available", lambda: False)
     layer = klg.LSTM(4, use_cudnn=True)  # the configuration is fine
     with pytest.raises(ValueError, match="cannot run here"):
         layer(np.zeros((2, 3, 5), "float32"))

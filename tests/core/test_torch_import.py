@@ -271,9 +271,9 @@ def test_to_torch_refuses_what_nn_lstm_cannot_hold():
         layer.build((None, None, 3))
         return layer
 
-    with pytest.raises(ValueError, match=r"no place for variant='NOG'"):
+    with pytest.raises(ValueError, match=r"differs: variant='NOG'"):
         klg.to_torch_state_dict(built(variant="NOG"))
-    with pytest.raises(ValueError, match=r"sigmoid for the forget_gate; this layer uses hard"):
+    with pytest.raises(ValueError, match=r"differs: the forget_gate activation must be sigmoid"):
         klg.to_torch_state_dict(built(gate_options={"forget_gate": {"activation": "hard_sigmoid"}}))
     with pytest.raises(ValueError, match=r"go_backwards=True"):
         klg.to_torch_state_dict(built(go_backwards=True))

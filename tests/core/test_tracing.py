@@ -20,7 +20,7 @@ import keras_lstm_gates as klg  # noqa: E402
 from conftest import to_numpy  # noqa: E402
 from keras_lstm_gates import plots  # noqa: E402
 from keras_lstm_gates.demo_report import gate_report  # noqa: E402
-from keras_lstm_gates.tracing import GateTraces  # noqa: E402
+from keras_lstm_gates.traces import GateTraces  # noqa: E402
 
 B, T, D, H = 3, 7, 2, 4
 KEYS = ("input_gate", "forget_gate", "candidate", "output_gate", "cell_state")

@@ -39,6 +39,7 @@ KEEPS = {
     "NOAF": GATES,
     "CIFG": ("input_gate", "candidate", "output_gate"),
     "FGR": GATES,
+    "LN": GATES,
 }
 CONFIGS = [(v, p) for v in klg.VARIANTS for p in (False, True) if not (v == "NP" and p)]
 IDS = [f"{v}{'+peepholes' if p else ''}" for v, p in CONFIGS]
@@ -62,10 +63,12 @@ def random_layer(rng, variant, peepholes, input_dim=3, units=4, scale=0.5, **kwa
 
 
 def reference_weights(cell):
-    """The reference's W, U, b, p, R dicts, read gate by gate from klg.
+    """The reference's W, U, b, p, R, norm dicts, read gate by gate from klg.
 
     A removed gate gets no entry in ``p``/``R`` and zero W, U, b: the
     reference ignores them for that variant (it uses the constant 1).
+    ``norm`` (the LN variant's gains, and the cell state's gain and bias) is
+    ``None`` for the other variants.
     """
     units, input_dim = cell.units, cell.input_dim
     W = {k: np.zeros((input_dim, units)) for k in "ifgo"}
@@ -82,7 +85,12 @@ def reference_weights(cell):
             p[k] = to_numpy(gate.peephole).astype("float64")
         if gate.gate_recurrent_kernel is not None:
             R[k] = to_numpy(gate.gate_recurrent_kernel).astype("float64")
-    return W, U, b, p, (R or None)
+    norm = None
+    if cell.spec.layer_norm:
+        norm = {SHORT[n]: to_numpy(g.norm_gain).astype("float64") for n, g in cell.gates.items()}
+        norm["c_gain"] = to_numpy(cell.output_gate.state_norm_gain).astype("float64")
+        norm["c_bias"] = to_numpy(cell.output_gate.state_norm_bias).astype("float64")
+    return W, U, b, p, (R or None), norm
 
 
 def padded_batch(rng, batch=3, steps=6, features=3):
@@ -114,6 +122,8 @@ def test_removed_parts_have_no_weights(variant, peepholes):
     kept_gates = [n for n in kept if n in SIGMOID]
     expected = 3 * len(kept) + (len(kept_gates) if peepholes else 0)
     expected += len(kept_gates) if variant == "FGR" else 0
+    # LN: a gain per part, and the output gate's gain and bias of the cell state.
+    expected += len(kept) + 2 if variant == "LN" else 0
     assert len(layer.weights) == len(layer.trainable_weights) == expected, paths
     for name in kept_gates:
         gate = getattr(cell, name)
@@ -126,7 +136,9 @@ def test_removed_parts_have_no_weights(variant, peepholes):
             assert gate.gate_recurrent_kernel is None
     assert cell.candidate.peephole is None  # peepholes feed gates only
     assert tuple(cell.state_size) == ((4, 4, 12) if variant == "FGR" else (4, 4))
-    assert layer.execution_path() == "fused"
+    plain = variant in ("vanilla", "NP") and not peepholes
+    fast = "onednn" if BACKEND == "torch" else "fused"
+    assert layer.execution_path() == (fast if plain else "stepwise")
     if (variant, peepholes) not in (("vanilla", False), ("NP", False)):
         assert variant in layer.cudnn_unsupported_reason()
     assert layer.variant == variant and layer.peepholes == peepholes
@@ -170,9 +182,9 @@ def test_matches_numpy_reference(rng, variant, peepholes):
     x, mask = padded_batch(rng)
     result = layer(x, mask=mask)
     y, h, c, gates = result[0], result[1], result[2], result[-1]
-    W, U, b, p, R = reference_weights(layer.cell)
+    W, U, b, p, R, norm = reference_weights(layer.cell)
     ref_y, ref_h, ref_c, trace = lstm_sequence(
-        x, W, U, b, mask=mask, go_backwards=go_backwards, variant=variant, p=p, R=R
+        x, W, U, b, mask=mask, go_backwards=go_backwards, variant=variant, p=p, R=R, norm=norm
     )
     np.testing.assert_allclose(to_numpy(y), ref_y, atol=2e-6)
     np.testing.assert_allclose(to_numpy(h), ref_h, atol=2e-6)
@@ -202,12 +214,12 @@ def test_cell_in_keras_rnn_matches_reference(rng, variant):
     for w in rnn.weights:
         w.assign(rng.normal(scale=0.5, size=w.shape).astype("float32"))
     x, _ = padded_batch(rng, steps=5)
-    W, U, b, p, R = reference_weights(cell)
-    ref_y = lstm_sequence(x, W, U, b, variant=variant, p=p, R=R)[0]
+    W, U, b, p, R, norm = reference_weights(cell)
+    ref_y = lstm_sequence(x, W, U, b, variant=variant, p=p, R=R, norm=norm)[0]
     np.testing.assert_allclose(to_numpy(rnn(x)), ref_y, atol=2e-6)
 
 
-@pytest.mark.parametrize("variant", ["NIG", "NFG", "CIFG", "FGR"])
+@pytest.mark.parametrize("variant", ["NIG", "NFG", "CIFG", "FGR", "LN"])
 def test_call_per_gate_matches_reference_step(rng, variant):
     cell = klg.LSTMCell(4, variant=variant, peepholes=True)
     cell.build((None, 3))
@@ -220,8 +232,8 @@ def test_call_per_gate_matches_reference_step(rng, variant):
     if variant == "FGR":
         prev = rng.uniform(size=(2, 12)).astype("float32")
         states.append(prev)
-    W, U, b, p, R = reference_weights(cell)
-    ref_h, ref_c, _ = lstm_step(x, h0, c0, W, U, b, variant, p, R, prev)
+    W, U, b, p, R, norm = reference_weights(cell)
+    ref_h, ref_c, _ = lstm_step(x, h0, c0, W, U, b, variant, p, R, prev, norm=norm)
     h, new_states, _ = cell.call_per_gate(x, states)
     np.testing.assert_allclose(to_numpy(h), ref_h, atol=2e-6)
     np.testing.assert_allclose(to_numpy(new_states[1]), ref_c, atol=2e-6)
@@ -272,10 +284,13 @@ def autodiff_gradients(layer, x, mask, cotangent):
 
 def reference_entry(weights, path):
     """The reference array (in W, U, b, p, R) that holds the klg weight ``path``."""
-    W, U, b, p, R = weights
+    W, U, b, p, R, norm = weights
     gate, kind = path.split("/")[-2:]
+    if kind.startswith("state_norm_"):
+        return norm["c_" + kind.removeprefix("state_norm_")]
     table = {"kernel": W, "recurrent_kernel": U, "bias": b, "peephole": p}
     table["gate_recurrent_kernel"] = R
+    table["norm_gain"] = norm
     return table[kind][SHORT[gate]]
 
 
@@ -310,6 +325,7 @@ def test_gradients_match_finite_differences_of_reference(rng, variant):
             variant=variant,
             p=weights[3],
             R=weights[4],
+            norm=weights[5],
         )[0]
         return float(np.sum(y * cotangent))
 

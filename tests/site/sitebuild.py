@@ -69,6 +69,30 @@ def python_blocks(path: Path) -> list[str]:
     return blocks
 
 
+# What a page shows a ```python block printing: a ```text block titled
+# "Output" right after it (matched from the end of the python block).
+OUTPUT_BLOCK = re.compile(
+    r'[ \t]*\n\s*?(?P<indent>[ \t]*)```text title="Output"\n(?P<body>.*?)^(?P=indent)```',
+    re.M | re.S,
+)
+
+
+def output_blocks(path: Path) -> list[str | None]:
+    """For each ```python block of a page, the output shown under it (dedented),
+    or None."""
+    text = path.read_text(encoding="utf-8")
+    shown = []
+    for match in PYTHON_BLOCK.finditer(text):
+        after = OUTPUT_BLOCK.match(text, match.end())
+        if after is None:
+            shown.append(None)
+            continue
+        indent = after.group("indent")
+        lines = after.group("body").split("\n")
+        shown.append("\n".join(line[len(indent) :] for line in lines))
+    return shown
+
+
 def numbers(path: Path) -> list[tuple[str, str]]:
     """The ``[[key=value]]`` markers of a page as (key, value) pairs."""
     return NUMBER.findall(path.read_text(encoding="utf-8"))

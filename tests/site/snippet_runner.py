@@ -5,8 +5,9 @@
 Each page's blocks run in order in one fresh namespace (a later block may use
 an earlier block's names, as a reader would), with the working directory set
 to a temporary folder. Prints one JSON object: for each page, whether it
-passed, how many blocks ran, the seconds it took, its printed output and, on
-failure, the traceback.
+passed, how many blocks ran, the seconds it took, its printed output (the
+last 2000 characters, and each block's own in ``printed``) and, on failure,
+the traceback.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ def run_page(path: Path) -> dict:
     namespace = {"__name__": "__main__"}
     output = io.StringIO()
     start = time.perf_counter()
-    result = {"blocks": len(blocks), "ran": 0, "ok": True, "error": None}
+    result = {"blocks": len(blocks), "ran": 0, "ok": True, "error": None, "printed": []}
     with contextlib.redirect_stdout(output):
         for k, block in enumerate(blocks, start=1):
+            before = len(output.getvalue())
             try:
                 code = compile(block, f"{sitebuild.page_id(path)} (python block {k})", "exec")
                 exec(code, namespace)
@@ -45,6 +47,7 @@ def run_page(path: Path) -> dict:
                 result.update(ok=False, error=traceback.format_exc(limit=8), failed_block=k)
                 break
             result["ran"] = k
+            result["printed"].append(output.getvalue()[before:])  # what this block printed
     result["seconds"] = round(time.perf_counter() - start, 2)
     result["output"] = output.getvalue()[-2000:]
     return result

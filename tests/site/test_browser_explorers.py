@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
 import subprocess
 import sys
@@ -44,19 +43,40 @@ import keras_lstm_gates as klg
 SHOTS = sitebuild.ROOT / "build" / "screenshots" / "explorers"
 WIDTHS = (1280, 390)
 EQUATION_PAGES = sitebuild.EQUATION_PAGES
-# page -> the gate part of its explorer
+# page -> the part its explorer shows ("cell": the whole step)
 EXPLORERS = {
-    "explanations/forgetting-a-worked-example/": "forget",
+    "": "cell",
+    "explanations/forgetting-a-worked-example/": "cell",
     "equations/forget-gate/": "forget",
     "equations/input-gate/": "input",
     "equations/candidate-memory/": "candidate",
     "equations/output-gate/": "output",
 }
-GATES = {
-    "forget": (klg.ForgetGate, "f", "f_t"),
-    "input": (klg.InputGate, "i", "i_t"),
-    "candidate": (klg.CandidateMemory, "c", "c_tilde"),
-    "output": (klg.OutputGate, "o", "o_t"),
+PARTS = {  # the explorer's part -> klg's sublayer and its letter
+    "forget": ("forget_gate", "f"),
+    "input": ("input_gate", "i"),
+    "candidate": ("candidate", "c"),
+    "output": ("output_gate", "o"),
+}
+# What each panel must show, besides z (a part's panel) or z_f ... (the cell's).
+SHOWN = {
+    "cell": {"z_f", "f_t", "z_i", "i_t", "z_c", "c_tilde", "c_t", "z_o", "o_t", "h_t"},
+    "forget": {"z", "f_t", "kept", "percent"},
+    "input": {"z", "i_t", "c_tilde", "written"},
+    "candidate": {"z", "c_tilde"},
+    "output": {"z", "o_t", "c_t", "h_t"},
+}
+# The worked example's step (source 003 and its series): x_t, h_{t-1}, C_{t-1}
+# and (kernel, recurrent_kernel, bias) of each part.
+WORKED_START = {"x_t": 1.0, "h_prev": 1.0, "c_prev": 2.0} | {
+    f"{w}_{s}": v
+    for s, values in {
+        "f": (1.63, 2.70, 1.62),
+        "i": (1.65, 2.00, 0.62),
+        "c": (0.94, 1.41, -0.32),
+        "o": (-0.19, 4.38, 0.59),
+    }.items()
+    for w, v in zip(("kernel", "recurrent_kernel", "bias"), values)
 }
 
 
@@ -208,47 +228,67 @@ def _read(chromium, index=0):
     return chromium.evaluate(f"{READ_PANEL}({index})")
 
 
+_SUPERSCRIPT = str.maketrans(
+    "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-0123456789"
+)
+
+
+def _number(shown: str) -> tuple[float, float]:
+    """A number as the explorers write it ("\u22121.98", "6.27 \u00d7 10\u207b\u2076",
+    "99.74%") and half a unit of its last shown digit."""
+    text = shown.replace("\u2212", "-").rstrip("%").strip()
+    mantissa, _, power = text.partition(" \u00d7 10")
+    exponent = int(power.translate(_SUPERSCRIPT)) if power else 0
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    return float(mantissa) * 10.0**exponent, 0.5 * 10.0 ** (exponent - decimals)
+
+
 def _shown_matches(shown: str, value: float) -> bool:
     """Within half a unit of the shown last digit (float32 slack added)."""
-    mantissa, _, exponent = shown.lower().partition("e")
-    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-    unit = 10.0 ** ((int(exponent) if exponent else 0) - decimals)
-    return abs(float(shown) - value) <= 0.5 * unit + 2e-6 * abs(value) + 1e-9
+    number, half_unit = _number(shown)
+    return abs(number - value) <= half_unit + 2e-6 * abs(value) + 1e-9
 
 
 def test_shown_matching_can_fail():
     assert _shown_matches("5.95", 5.9499998) and not _shown_matches("5.96", 5.9499998)
-    assert _shown_matches("6.27e-6", 6.2683e-6) and not _shown_matches("6.30e-6", 6.2683e-6)
+    assert _shown_matches("6.27 \u00d7 10\u207b\u2076", 6.2683e-6)
+    assert not _shown_matches("6.30 \u00d7 10\u207b\u2076", 6.2683e-6)
+    assert _shown_matches("\u221211.98", -11.98) and _shown_matches("0.000627%", 0.000627)
 
 
-def _klg_gate(part: str, sliders: dict) -> dict[str, float]:
-    """What klg computes for the panel's sliders: the one-unit gate sublayer
-    with the slider values as kernel, recurrent_kernel and bias."""
-    cls, sub, gate_name = GATES[part]
-    gate = cls(1)
-    gate.build((None, 1))
-    gate.kernel.assign([[float(sliders[f"kernel_{sub}"])]])
-    gate.recurrent_kernel.assign([[float(sliders[f"recurrent_kernel_{sub}"])]])
-    gate.bias.assign([float(sliders[f"bias_{sub}"])])
+def _klg_cell(sliders: dict) -> dict[str, float]:
+    """What klg computes for a panel's sliders: one step of a one-unit
+    klg.LSTMCell whose parts have the slider values as kernel,
+    recurrent_kernel and bias."""
+    cell = klg.LSTMCell(1)
+    cell.build((None, 1))
+    for name, s in PARTS.values():
+        gate = cell.gates[name]
+        gate.kernel.assign([[float(sliders[f"kernel_{s}"])]])
+        gate.recurrent_kernel.assign([[float(sliders[f"recurrent_kernel_{s}"])]])
+        gate.bias.assign([float(sliders[f"bias_{s}"])])
     x = np.array([[float(sliders["x_t"])]], "float32")
-    h = np.array([[float(sliders["h_prev"])]], "float32")
-    z = float(keras.ops.convert_to_numpy(gate.preactivation(x, h))[0, 0])
-    g = float(keras.ops.convert_to_numpy(gate(x, h))[0, 0])
-    values = {"z": z, gate_name: g}
-    if part == "forget":
-        values["kept"] = g * float(sliders["c_prev"])
-        values["percent"] = 100.0 * g
-    elif part == "input":
-        values["written"] = g * float(sliders["c_tilde"])
-    elif part == "output":
-        values["h_t"] = g * math.tanh(float(sliders["c_t"]))
-    return values
+    states = [np.array([[float(sliders[k])]], "float32") for k in ("h_prev", "c_prev")]
+    h, (_, c), parts = cell.call_per_gate(x, states)
+    value = lambda t: float(keras.ops.convert_to_numpy(t)[0, 0])  # noqa: E731
+    out = {
+        f"z_{s}": value(cell.gates[name].preactivation(x, states[0])) for name, s in PARTS.values()
+    }
+    out |= {"f_t": value(parts["forget_gate"]), "i_t": value(parts["input_gate"])}
+    out |= {"c_tilde": value(parts["candidate"]), "o_t": value(parts["output_gate"])}
+    out |= {"c_t": value(c), "h_t": value(h)}
+    out["kept"] = out["f_t"] * float(sliders["c_prev"])
+    out["percent"] = 100.0 * out["f_t"]
+    out["written"] = out["i_t"] * out["c_tilde"]
+    return out
 
 
 def _check_panel(chromium, index=0) -> dict:
     panel = _read(chromium, index)
-    expected = _klg_gate(panel["part"], panel["sliders"])
-    assert set(panel["outputs"]) == set(expected), (panel["outputs"], expected)
+    expected = _klg_cell(panel["sliders"])
+    if panel["part"] != "cell":
+        expected["z"] = expected["z_" + PARTS[panel["part"]][1]]
+    assert set(panel["outputs"]) == SHOWN[panel["part"]], panel["outputs"]
     wrong = {
         name: (shown, expected[name])
         for name, shown in panel["outputs"].items()
@@ -267,32 +307,40 @@ def _press(chromium, key: str, code: int) -> None:
         )
 
 
+def _focus_slider(chromium, name: str) -> None:
+    chromium.evaluate(
+        f"(s => {{ s.scrollIntoView({{block: 'center'}}); s.focus(); }})"
+        f"(document.querySelector('div.klg-explorer input[name={name}]'))"
+    )
+
+
 @pytest.mark.parametrize("width", WIDTHS)
-def test_worked_example_explorer_reproduces_source_003(server, browser, width):  # noqa: F811
+def test_cell_explorer_reproduces_the_worked_example(server, browser, width):  # noqa: F811
+    """The whole cell opens on the source's numbers; at x_t = -10 it shows the
+    worked example's h_t, 1.16 x 10^-5, and the plot puts each gate's z on
+    the sigmoid."""
     chromium, recorder = browser
     _open(chromium, recorder, server + "explanations/forgetting-a-worked-example/", width)
     panel = _check_panel(chromium)
-    assert panel["sliders"] == {
-        "x_t": "1",
-        "h_prev": "1",
-        "c_prev": "2",
-        "kernel_f": "1.63",
-        "recurrent_kernel_f": "2.7",
-        "bias_f": "1.62",
-    }
-    assert panel["outputs"]["z"] == "5.95"
-    assert abs(float(panel["outputs"]["f_t"]) - 0.997) < 5e-4  # the source's sigma
-    # Move x_t with the keyboard: Home puts a range input at its minimum, -10.
-    chromium.evaluate(
-        "document.querySelector('div.klg-explorer input[name=x_t]').scrollIntoView({block:"
-        " 'center'}); document.querySelector('div.klg-explorer input[name=x_t]').focus()"
-    )
+    assert panel["part"] == "cell"
+    assert {k: float(v) for k, v in panel["sliders"].items()} == WORKED_START
+    assert panel["outputs"]["z_f"] == "5.95" and panel["outputs"]["z_i"] == "4.27"
+    assert panel["outputs"]["z_c"] == "2.03"
+    # x_t to -10 with the keyboard: Home puts a range input at its minimum.
+    _focus_slider(chromium, "x_t")
     _press(chromium, "Home", 36)
     chromium.pump(0.1)
     panel = _check_panel(chromium)
     assert panel["sliders"]["x_t"] == "-10"
-    assert panel["outputs"]["z"] == "-11.98"
-    assert 5e-6 < float(panel["outputs"]["f_t"]) < 7e-6  # "about 6e-6"
+    assert panel["outputs"]["h_t"] == "1.16 \u00d7 10\u207b\u2075", panel["outputs"]
+    assert panel["outputs"]["z_f"] == "\u221211.98"
+    plot = chromium.evaluate(
+        "(() => { const svg = document.querySelector('div.klg-explorer svg.klg-explorer__plot');"
+        " return {label: svg.getAttribute('aria-label'), points: svg.querySelectorAll("
+        "'.klg-explorer__point circle[cx]').length, curve: !!svg.querySelector('path')}; })()"
+    )
+    assert plot["curve"] and plot["points"] == 3, plot
+    assert "f_t at z = \u221211.98" in plot["label"], plot
     _shot(chromium, f"worked-example-explorer-{width}.png", width)
     _press(chromium, "ArrowRight", 39)  # one step up: -9.99
     assert _check_panel(chromium)["sliders"]["x_t"] == "-9.99"
@@ -300,16 +348,13 @@ def test_worked_example_explorer_reproduces_source_003(server, browser, width): 
 
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("path", sorted(EXPLORERS))
-def test_gate_explorers_match_klg(server, browser, path, width):  # noqa: F811
+def test_explorers_match_klg(server, browser, path, width):  # noqa: F811
     chromium, recorder = browser
     _open(chromium, recorder, server + path, width)
     assert chromium.evaluate("document.querySelectorAll('div.klg-explorer').length") == 1
     panel = _check_panel(chromium)
     assert panel["part"] == EXPLORERS[path]
-    sub = GATES[panel["part"]][1]
-    assert {"x_t", "h_prev", f"kernel_{sub}", f"recurrent_kernel_{sub}", f"bias_{sub}"} <= set(
-        panel["sliders"]
-    )
+    assert {k: float(v) for k, v in panel["sliders"].items()} == WORKED_START
     rng = np.random.default_rng(len(path) + width)
     for _ in range(3):
         for name in panel["sliders"]:
@@ -320,12 +365,38 @@ def test_gate_explorers_match_klg(server, browser, path, width):  # noqa: F811
             value = round(float(rng.uniform(low, high)), 2)
             chromium.evaluate(f"{SET_SLIDER}(0, {json.dumps(name)}, {json.dumps(str(value))})")
         _check_panel(chromium)
-    # the extremes saturate the gate without NaN
-    for name, value in (("x_t", "10"), (f"kernel_{sub}", "5"), (f"bias_{sub}", "5")):
-        chromium.evaluate(f"{SET_SLIDER}(0, {json.dumps(name)}, {json.dumps(value)})")
+    # the extremes saturate every part without NaN
+    for name in ("x_t", "kernel_f", "kernel_i", "kernel_c", "kernel_o"):
+        chromium.evaluate(f"{SET_SLIDER}(0, {json.dumps(name)}, '10')")
     _check_panel(chromium)
     chromium.evaluate("document.querySelector('.klg-explorer__reset').click()")
     assert _read(chromium)["sliders"] == panel["sliders"]
+
+
+def test_part_panels_agree_with_the_cell(server, browser):  # noqa: F811
+    """At x_t = -10 the output gate's panel shows the cell's h_t (its C_t is
+    the cell's, not a slider of its own), and every number is written as the
+    pages write it: minus signs, negative factors in parentheses, n x 10^-k,
+    a % sign."""
+    chromium, recorder = browser
+    _open(chromium, recorder, server + "equations/output-gate/", 1280)
+    chromium.evaluate(f"{SET_SLIDER}(0, 'x_t', '-10')")
+    assert _read(chromium)["outputs"]["h_t"] == "1.16 \u00d7 10\u207b\u2075"
+    _open(chromium, recorder, server + "equations/forget-gate/", 1280)
+    chromium.evaluate(f"{SET_SLIDER}(0, 'x_t', '-10')")
+    panel = _check_panel(chromium)
+    text = chromium.evaluate(
+        "Array.from(document.querySelectorAll('div.klg-explorer output,"
+        " div.klg-explorer .klg-explorer__sum, div.klg-explorer .klg-explorer__value'))"
+        ".map(e => e.textContent).join(' | ')"
+    )
+    assert "\u00d7 (\u221210.00)" in text, text
+    assert not re.search(r"\d-|-\d|\+ [-\u2212]|e-\d", text), text
+    assert panel["outputs"]["percent"].endswith("%") and panel["outputs"]["percent"] == "0.000627%"
+    assert panel["outputs"]["f_t"] == "6.27 \u00d7 10\u207b\u2076"
+    chromium.evaluate(f"{SET_SLIDER}(0, 'bias_f', '-0.32')")
+    text = chromium.evaluate("document.querySelector('.klg-explorer__sum').textContent")
+    assert text.endswith("+ (\u22120.32)"), text
 
 
 def test_explorer_reset_restores_the_pages_numbers(server, browser):  # noqa: F811
@@ -338,16 +409,22 @@ def test_explorer_reset_restores_the_pages_numbers(server, browser):  # noqa: F8
     assert _read(chromium) == start
 
 
-SLIDER_WIDTHS = "Array.from(document.querySelectorAll('div.klg-explorer input[type=range]')).map(s => s.getBoundingClientRect().width)"
+SLIDER_WIDTHS = (
+    "Array.from(document.querySelectorAll('div.klg-explorer input[type=range]'))"
+    ".filter(s => s.checkVisibility()).map(s => s.getBoundingClientRect().width)"
+)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_explorer_sliders_are_usable(server, browser, width):  # noqa: F811
-    """Every slider keeps a track long enough to drag, at both widths."""
+    """Every shown slider keeps a track long enough to drag, at both widths:
+    x_t, h_{t-1}, C_{t-1} and the part's three weights (the rest folded)."""
     chromium, recorder = browser
     _open(chromium, recorder, server + "equations/forget-gate/", width)
     widths = chromium.evaluate(SLIDER_WIDTHS)
     assert len(widths) == 6 and min(widths) >= 0.4 * min(width, 700), widths
+    chromium.evaluate("document.querySelector('div.klg-explorer details').open = true")
+    assert len(chromium.evaluate(SLIDER_WIDTHS)) == 15
 
 
 # -- symbol popovers -------------------------------------------------------------------
@@ -571,6 +648,45 @@ LAYOUT = r"""
     if (box.scrollWidth > box.clientWidth + 1)
       out.wide.push([box.scrollWidth, box.clientWidth, d.textContent.slice(0, 50)]);
   });
+  // tables: none scrolls sideways, none squeezes a cell of running text
+  out.tables = [];
+  document.querySelectorAll('article table').forEach(table => {
+    const scroller = table.closest('.md-typeset__scrollwrap') || table.parentElement;
+    const head = (table.querySelector('th, td') || {textContent: ''}).textContent.trim().slice(0, 30);
+    if (scroller.scrollWidth > scroller.clientWidth + 1)
+      out.tables.push(`table "${head}" scrolls sideways: ${scroller.scrollWidth} > ${scroller.clientWidth}`);
+    table.querySelectorAll('td').forEach(td => {
+      const text = td.textContent.trim(), w = td.getBoundingClientRect().width;
+      if (text.length > 50 && w < 120) out.tables.push(`a cell of table "${head}" is ${Math.round(w)} px wide: ${text.slice(0, 40)}`);
+      if (td.scrollWidth > td.clientWidth + 1) out.tables.push(`a cell of table "${head}" is clipped: ${text.slice(0, 40)}`);
+    });
+  });
+  // figures drawn as SVG: labels at least 11 px, links at least 24 x 24 px
+  out.figures = [];
+  document.querySelectorAll('article figure svg[viewBox]').forEach(svg => {
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    svg.querySelectorAll('text, tspan').forEach(el => {
+      const px = parseFloat(getComputedStyle(el).fontSize) * scale;
+      if (el.textContent.trim() && px < 11 - 0.01)
+        out.figures.push(`label "${el.textContent.trim().slice(0, 20)}" renders ${px.toFixed(1)} px high`);
+    });
+    svg.querySelectorAll('a').forEach(a => {
+      const r = a.getBoundingClientRect();
+      if (r.width < 24 || r.height < 24)
+        out.figures.push(`link "${a.getAttribute('aria-label')}" is ${Math.round(r.width)} x ${Math.round(r.height)} px`);
+    });
+  });
+  // figures drawn in HTML (the unrolled cell): the same rules
+  document.querySelectorAll('article figure.klg-unrolled').forEach(fig => {
+    fig.querySelectorAll('a, .klg-unrolled__in, .klg-unrolled__out').forEach(el => {
+      const r = el.getBoundingClientRect(), px = parseFloat(getComputedStyle(el).fontSize);
+      if (px < 11) out.figures.push(`label "${el.textContent.trim()}" is ${px} px high`);
+      if (el.tagName === 'A' && (r.width < 24 || r.height < 24))
+        out.figures.push(`link "${el.getAttribute('aria-label')}" is ${Math.round(r.width)} x ${Math.round(r.height)} px`);
+    });
+    const box = fig.getBoundingClientRect();
+    if (box.right > document.documentElement.clientWidth + 1) out.figures.push('the unrolled cell is wider than the page');
+  });
   // code in table cells: every line break must follow ".", "," or a space
   document.querySelectorAll('article td code:not(pre code)').forEach(code => {
     const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
@@ -594,17 +710,19 @@ LAYOUT = r"""
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_layout(site, server, browser, width):  # noqa: F811
-    """1280 px: no displayed equation wider than its column.  390 px: no page
-    scrolls sideways.  Both: code in tables breaks between names only, and
-    no link inside KaTeX's aria-hidden markup takes keyboard focus."""
+    """At 1280 and 390 px: no page scrolls sideways; no displayed equation
+    is wider than its column; no table scrolls sideways, squeezes a cell of
+    running text below 120 px or clips one; the figures' labels render at
+    least 11 px high and their links are at least 24 x 24 px; code in tables
+    breaks between names only; no link inside KaTeX's aria-hidden markup
+    takes keyboard focus."""
     chromium, recorder = browser
     problems = {}
     for path in sitebuild.site_pages(site):
         _open(chromium, recorder, server + path, width, quiet=False)
         found = chromium.evaluate(LAYOUT)
-        issues = []
-        if width >= 1000 and found["wide"]:
-            issues += [f"equation wider than the column: {w}" for w in found["wide"]]
+        issues = [f"equation wider than the column: {w}" for w in found["wide"]]
+        issues += found["tables"][:3] + found["figures"][:3]
         if max(found["docWidth"], found["bodyWidth"]) > found["viewport"]:
             issues.append(f"page scrolls sideways: {found['docWidth']} > {found['viewport']}")
         issues += [f"code broken inside a name: {c}" for c in found["brokenCode"][:3]]
@@ -628,6 +746,14 @@ def test_layout_check_can_fail(server, browser):  # noqa: F811
     )
     found = chromium.evaluate(LAYOUT)
     assert found["wide"] and found["brokenCode"], found
+    # a wide table and a small diagram label are caught too
+    chromium.evaluate(
+        "document.querySelector('article').insertAdjacentHTML('beforeend', '<div class=\"md-typeset__scrollwrap\" style=\"overflow:auto\">"
+        "<table><tr><td style=\"white-space:nowrap\">' + 'x'.repeat(400) + '</td></tr></table></div>');"
+        " document.querySelector('figure.klg-cell-diagram text').style.fontSize = '5px'"
+    )
+    found = chromium.evaluate(LAYOUT)
+    assert found["tables"] and found["figures"], found
 
 
 # -- search -------------------------------------------------------------------------------

@@ -193,7 +193,9 @@ def test_gate_pages_give_three_forms():
         equation = text.split("## Equation")[1].split("## Symbols Used")[0]
         assert "[\\sym{bias-unit}{1};" in equation  # the source's folded form
         assert f"\\sym{{olah-weights}}{{W_{letter}}}" in equation  # Olah's form
-        assert f"\\mathtt{{recurrent\\_kernel}}_{letter}" in equation  # Keras / klg
+        assert (
+            f"\\sym{{recurrent-weights}}{{W_{{h{letter}}}}}" in equation
+        )  # Keras / klg (d2l names)
 
 
 def test_forget_gate_page_corrects_the_source():

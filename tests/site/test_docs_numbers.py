@@ -97,6 +97,11 @@ def _worked_example():
         values[f"{key}.o"] = float(_np(parts["output_gate"])[0, 0])
         values[f"{key}.c"] = float(_np(c)[0, 0])
         values[f"{key}.h"] = float(_np(h)[0, 0])
+    # The pre-activations the source series computes for its next stage, at x = 1.
+    x_1 = np.array([[1.0]], "float32")
+    for name, short in (("input_gate", "zi"), ("candidate", "zc")):
+        z = cell.gates[name].preactivation(x_1, states[0])
+        values[f"worked.cell.x1.{short}"] = float(_np(z)[0, 0])
     return values
 
 
@@ -146,12 +151,32 @@ def _activations_table():
     return values
 
 
+def _why_gates():
+    """The home page's opening: how much of the gradient reaches 50 steps back
+    in a plain RNN (recurrent weight 0.9) and along an LSTM's memory (forget
+    bias 5)."""
+    import tensorflow as tf
+
+    rnn = keras.layers.SimpleRNN(1, use_bias=False)
+    rnn.build((None, 50, 1))
+    rnn.cell.kernel.assign([[0.0]])
+    rnn.cell.recurrent_kernel.assign([[0.9]])
+    h0 = tf.fill((1, 1), 1e-6)
+    with tf.GradientTape() as tape:
+        tape.watch(h0)
+        h_last = rnn(tf.zeros((1, 50, 1)), initial_state=[h0])
+    return {
+        "why.rnn50": float(tape.gradient(h_last, h0)[0, 0]),
+        "why.lstm50": _memory_gradient(5.0, steps=50)[1],
+    }
+
+
 @lru_cache(maxsize=1)
 def computed() -> dict[str, float]:
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the documentation's numbers are checked with KERAS_BACKEND=tensorflow")
     values = {}
-    for table in (_sigmoid_table, _worked_example, _gradient_table, _activations_table):
+    for table in (_sigmoid_table, _worked_example, _gradient_table, _activations_table, _why_gates):
         values.update(table())
     return values
 

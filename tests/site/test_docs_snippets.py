@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,47 @@ def test_snippets_run(page, results):
         f"{result['error']}\noutput:\n{result['output']}"
     )
     assert result["ran"] == result["blocks"] > 0
+
+
+_TOKEN = re.compile(r"[-+]?\d*\.?\d+(?:e[-+]?\d+)?|[^\s\d\[\](),]+", re.I)
+
+
+def same_output(shown: str, printed: str) -> bool:
+    """Whether a page's output block reads as the code printed: the same words,
+    and numbers equal to 1e-4 relative (float32 round-off across machines)."""
+    a, b = _TOKEN.findall(shown), _TOKEN.findall(printed)
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        try:
+            fx, fy = float(x), float(y)
+        except ValueError:
+            if x != y:
+                return False
+            continue
+        if abs(fx - fy) > 1e-4 * max(abs(fx), abs(fy)) + 1e-6:
+            return False
+    return True
+
+
+def test_output_matching_can_fail():
+    assert same_output("[0.5919501  0.19587922]", "[0.59195  0.1958792]\n")
+    assert not same_output("[0.59  0.19]", "[0.5919501  0.19587922]")
+    assert not same_output("refused: tanh", "refused: relu")
+
+
+SHOW_OUTPUT = [p for p in PAGES if sitebuild.page_id(p).startswith("equations/")]
+
+
+@pytest.mark.parametrize("page", SHOW_OUTPUT, ids=sitebuild.page_id)
+def test_equation_snippets_show_their_output(page, results):
+    """Every block that prints is followed by an "Output" block with what it
+    printed when the test ran it; a block that prints nothing has none."""
+    printed = results[sitebuild.page_id(page)]["printed"]
+    shown = sitebuild.output_blocks(page)
+    for k, (out, block) in enumerate(zip(printed, shown), start=1):
+        if not out.strip():
+            assert block is None, f"python block {k} prints nothing but shows an output"
+            continue
+        assert block is not None, f"python block {k} prints, and the page does not show it:\n{out}"
+        assert same_output(block, out), f"python block {k} shows\n{block}\nbut printed\n{out}"

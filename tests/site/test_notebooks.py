@@ -14,6 +14,7 @@ import sys
 
 import nbformat
 import pytest
+from framework_logs import framework_lines
 
 try:
     import tomllib
@@ -201,3 +202,27 @@ def test_notebook_runs_in_fast_mode(path, capsys):
     assert wall <= BUDGET_S, (
         f"{path.name} took {wall:.0f} s; the fast-mode budget is {BUDGET_S:.0f} s"
     )
+
+
+def test_framework_log_lines_are_recognised():
+    text = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1796654514.890441    7494 port.cc:153] oneDNN custom operations are on.\n"
+        "accelerator: CPU, fast mode: True\n"
+    )
+    assert len(framework_lines(text)) == 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_executed_notebook_shows_no_framework_logs(path):
+    """The setup cell quiets TensorFlow before Keras is imported; the kernel
+    starts without those variables (tools/execute_notebooks.py), as in Colab."""
+    copy, _, _ = _runner().executed(path)
+    found = [
+        f"cell {k} ({output.get('name')}): {line}"
+        for k, cell in enumerate(read(copy).cells)
+        for output in cell.get("outputs", [])
+        if output.get("output_type") == "stream"
+        for line in framework_lines(output.get("text", ""))
+    ]
+    assert not found, "\n".join(found)

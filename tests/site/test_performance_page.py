@@ -101,3 +101,72 @@ def test_process_memory_table_is_what_the_script_renders():
     assert {row["shape"]["T"] for row in data["rows"]} == {5000, 20000}
     text = PAGE.read_text(encoding="utf-8")
     assert '--8<-- "assets/performance/process_memory.md"' in text
+
+
+# -- the page for readers ----------------------------------------------------------------
+
+ANCHORS = {  # row of the page's tables -> the benchmark's ratio keys
+    "`keras.layers.LSTM`": ("fwd_vs_keras", "train_vs_keras"),
+    "`keras.layers.RNN(LSTMCell)`": ("fwd_vs_cell", "train_vs_cell"),
+    "`torch.nn.LSTM`": ("fwd_vs_torch", "train_vs_torch"),
+}
+BACKENDS = {"tensorflow": "TensorFlow backend", "jax": "JAX backend"}
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _range(rows, key) -> str:
+    values = [r[key] for r in rows]
+    faster = sum(v < 1 for v in values)
+    return f"{min(values):.2f} to {max(values):.2f}, faster at {faster} of {len(values)}"
+
+
+def test_page_opens_with_one_table_per_backend():
+    text = PAGE.read_text(encoding="utf-8")
+    short = _section(text, "## In short")
+    data = report()
+    env = data["environment"]
+    assert f"{env['cpu_count']} CPU cores ({env['cpu_model']})" in short
+    assert f"Keras\n{env['keras']}" in short or f"Keras {env['keras']}" in short
+    for moment in data["measured_at"].values():
+        assert moment.split()[0] in short, moment  # the date of every part of the run
+    headings = re.findall(r"^### (.+)$", short, re.M)
+    assert headings[: len(BACKENDS)] == list(BACKENDS.values()), headings
+    for backend, heading in BACKENDS.items():
+        part = short.split(f"### {heading}\n", 1)[1].split("\n### ", 1)[0]
+        rows = data["summary"][backend]
+        assert (
+            f"{backend.replace('tensorflow', 'TensorFlow').replace('jax', 'JAX')} {env[backend]}"
+            in part
+        )
+        table = [line for line in part.splitlines() if line.startswith("| `")][1:]  # no header
+        assert [line.split("|")[1].strip() for line in table] == list(ANCHORS), table
+        for line in table:
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            forward, train = ANCHORS[cells[0]]
+            assert cells[1:] == [_range(rows, forward), _range(rows, train)], (backend, cells)
+        peak = [r["klg_peak_mb"] / r["keras_peak_mb"] for r in rows]
+        below = sum(v < 1 for v in peak)
+        memory = f"{min(peak):.2f} to {max(peak):.2f} of\n`keras.layers.LSTM`'s, below it at all"
+        if below == len(peak):
+            assert " ".join(memory.split()) in " ".join(part.split()), backend
+        else:
+            assert f"below it at {below} of {len(peak)}" in part, backend
+
+
+def _prose(text: str) -> str:
+    """The page without code blocks and code spans (command names stay out)."""
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def test_page_speaks_to_readers():
+    prose = _prose(PAGE.read_text(encoding="utf-8"))
+    assert not re.search(r"\bissues?\b", prose, re.I), re.search(r".{60}\bissues?\b.{20}", prose)
+    history = (
+        r"went from|before these changes|in the run before|\bbecame\b|before this (?:rule|change)"
+    )
+    found = re.findall(rf".{{0,60}}(?:{history}).{{0,40}}", prose)
+    assert not found, f"change history belongs in CHANGELOG.md: {found}"

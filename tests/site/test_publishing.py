@@ -308,7 +308,17 @@ def _scheme(chromium, recorder, url, scheme):
         {"origin": origin, "storageTypes": "local_storage,session_storage"},
     )
     _open(chromium, recorder, url)
-    return chromium.evaluate("document.body.getAttribute('data-md-color-scheme')")
+    # Material's script picks the palette once it runs, which can be after
+    # the load event on a busy machine: wait for the scheme that the system
+    # setting asks for, up to a few seconds, then report what the page shows.
+    expected = "slate" if scheme == "dark" else "default"
+    shown = None
+    for _ in range(50):
+        shown = chromium.evaluate("document.body.getAttribute('data-md-color-scheme')")
+        if shown == expected:
+            break
+        chromium.pump(0.1)
+    return shown
 
 
 def _luminance_of(chromium, selector) -> float:
