@@ -99,6 +99,11 @@ case "${1:-}" in
     setup_python
     shift
     python benchmarks/run.py "$@"
+    # klg against every anchor of each backend in one process (Keras with
+    # jit_compile=True, torch.nn.LSTM), on the shapes of benchmarks/anchors.py.
+    for backend in tensorflow jax torch; do
+      KERAS_BACKEND=$backend python benchmarks/anchors.py
+    done
     ;;
   floor)
     setup_floor
