@@ -518,17 +518,20 @@ def uses_xla(graph_def):
 
 @needs_tf
 def test_exported_graph_runs_the_plain_loop(rng, tmp_path):
-    # In a running program the loop is an XLA-compiled function; a graph
-    # written out holds the plain loop, which converters read and any
-    # TensorFlow runtime serves.
+    # In a running program traced for a known length the loop is an
+    # XLA-compiled function (for an unknown length the plain loop, which XLA
+    # would compile again per length); a graph written out holds the plain
+    # loop, which converters read and any TensorFlow runtime serves.
     import tensorflow as tf
 
     layer = klg.LSTM(UNITS)
     model = keras.Sequential([keras.Input((None, FEATURES)), layer])
     x = data(rng)
-    spec = tf.TensorSpec((None, None, FEATURES))
-    running = tf.function(lambda a: model(a)).get_concrete_function(spec)
-    assert uses_xla(running.graph.as_graph_def())
+    function = tf.function(lambda a: model(a))
+    known = function.get_concrete_function(tf.TensorSpec((None, STEPS, FEATURES)))
+    assert uses_xla(known.graph.as_graph_def())
+    unknown = function.get_concrete_function(tf.TensorSpec((None, None, FEATURES)))
+    assert not uses_xla(unknown.graph.as_graph_def())
     path = str(tmp_path / "saved")
     model.export(path, format="tf_saved_model", verbose=False)
     loaded = tf.saved_model.load(path)
