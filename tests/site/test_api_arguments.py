@@ -65,9 +65,24 @@ def section(cls) -> tuple[str, str]:
     return "", ""
 
 
+def inherited(cls, text: str) -> set[str]:
+    """The arguments a part class takes from its base unchanged (same name and
+    default), where its section says that every other argument is the
+    base's (``Every other argument is `Gate`'s``): the base's own section
+    describes those, and its own test checks it."""
+    base = cls.__mro__[1]
+    said = re.search(rf"every other argument is\s+`{base.__name__}`.s", text, re.I)
+    if not issubclass(cls, klg.Gate) or cls is klg.Gate or not said:
+        return set()
+    return set(arguments(cls)) & set(arguments(base))
+
+
 def entry_problems(cls, text: str) -> list[str]:
     problems = []
+    from_base = {name for name, _ in inherited(cls, text)}
     for name, default in arguments(cls):
+        if name in from_base:
+            continue
         term = re.search(rf"^`{name}`\n((?::   |    ).*\n?)+", text, re.M)
         rows = [
             [c.strip() for c in row.strip().strip("|").split("|")]
@@ -89,14 +104,18 @@ def entry_problems(cls, text: str) -> list[str]:
 
 
 def test_entry_check_can_fail():
-    text = '`units`\n:   *int*, required. H.\n\n`activation`\n:   *str*, default `"relu"`.\n'
+    rest = "Every other argument is `Gate`'s.\n\n"
+    text = rest + '`units`\n:   *int*, required. H.\n\n`activation`\n:   *str*, default `"relu"`.\n'
     problems = entry_problems(klg.SigmoidGate, text)
     assert problems == ['activation: the entry does not say `"sigmoid"`'], problems
     table = '| `units` | int | required | H. |\n| `activation` | str | `"sigmoid"` | checked |'
-    assert entry_problems(klg.SigmoidGate, table) == []
-    assert entry_problems(klg.SigmoidGate, "| `units` | int | required | H. |") == [
+    assert entry_problems(klg.SigmoidGate, rest + table) == []
+    assert entry_problems(klg.SigmoidGate, rest + "| `units` | int | required | H. |") == [
         "activation: not described"
     ]
+    # Without the sentence that sends the reader to Gate's section, Gate's
+    # arguments are missing here.
+    assert "use_bias: not described" in entry_problems(klg.SigmoidGate, table)
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
