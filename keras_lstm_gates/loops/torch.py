@@ -316,9 +316,12 @@ def _native_sequence(x, ws, bs, us, h0, c0, lengths, training, return_sequences)
     from torch.nn.utils import rnn
 
     lstm = compat.torch_lstm()
+    # Each part's (D, H) block transposed, then stacked: (4H, D), contiguous
+    # as PyTorch's kernel wants it (a transposed view costs it a reorder of
+    # the weights at every call).
     params = [
-        torch.cat(list(ws), dim=-1).t(),
-        torch.cat(list(us), dim=-1).t(),
+        torch.cat([w.t() for w in ws], dim=0),
+        torch.cat([u.t() for u in us], dim=0),
         torch.cat(list(bs), dim=-1),
     ]
     params.append(torch.zeros_like(params[2]))  # PyTorch's second bias

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import re
 
+import pytest
 import sitebuild
 
 ROOT = sitebuild.ROOT
@@ -170,3 +171,30 @@ def test_page_speaks_to_readers():
     )
     found = re.findall(rf".{{0,60}}(?:{history}).{{0,40}}", prose)
     assert not found, f"change history belongs in CHANGELOG.md: {found}"
+
+
+def _anchors_module():
+    spec = importlib.util.spec_from_file_location("anchors", ROOT / "benchmarks" / "anchors.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
+def test_anchor_tables_are_what_the_script_renders(backend):
+    data = json.loads((RESULTS / f"anchors_{backend}.json").read_text(encoding="utf-8"))
+    rendered = _anchors_module().render(data)
+    assert (RESULTS / f"anchors_{backend}.md").read_text(encoding="utf-8") == rendered
+
+
+def test_readme_quotes_the_torch_anchors():
+    data = json.loads((RESULTS / "anchors_torch.json").read_text(encoding="utf-8"))
+    rows = [r[f"forward_{r['default_threads']}_threads"] for r in data["rows"]]
+    over_keras = [r["klg"] / r["keras"] for r in rows]
+    over_torch = [r["klg"] / r["torch.nn.LSTM"] for r in rows]
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert (
+        f"{min(over_keras):.2f} to {max(over_keras):.2f} of `keras.layers.LSTM`'s forward time"
+        in readme
+    )
+    assert f"{min(over_torch):.1f} to {max(over_torch):.1f}x `torch.nn.LSTM`'s" in readme
