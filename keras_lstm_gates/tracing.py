@@ -105,7 +105,10 @@ def snapshot_variables(found):
     for layer, _ in found.values():
         if getattr(layer, "stateful", False) and getattr(layer, "states", None) is not None:
             for v in keras.tree.flatten(layer.states):
-                if isinstance(v, keras.Variable):
+                # A variable by what it does: older Keras (3.3) exports a
+                # `keras.Variable` that their backends' variables do not
+                # subclass.
+                if hasattr(v, "assign") and hasattr(v, "value"):
                     variables[id(v)] = v
         for v in getattr(layer, "non_trainable_variables", []):
             variables[id(v)] = v

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A core subset of the tests (parity with keras.layers.LSTM, saving,
 # stateful layers, Bidirectional, conversion, the step and its loops, the
-# private APIs of compat.py) on each backend, in .venv-floor: the lowest
-# versions of Keras, TensorFlow, JAX and PyTorch that pyproject.toml declares.
+# private APIs of compat.py, tracing and GateMonitor) on each backend, in
+# .venv-floor: the lowest versions of Keras, TensorFlow, JAX, PyTorch,
+# matplotlib and TensorBoard that pyproject.toml declares.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONHASHSEED=0 TF_CPP_MIN_LOG_LEVEL=3 KLG_FAST=1
@@ -18,6 +19,8 @@ SUBSET=(
   tests/core/test_step.py
   tests/core/test_loops.py
   tests/core/test_layer_norm.py
+  tests/core/test_monitor.py
+  tests/core/test_tracing.py
 )
 "$PYTHON" -c "import keras, tensorflow, jax, torch, numpy; print('floor versions: keras', keras.__version__, '| tensorflow', tensorflow.__version__, '| jax', jax.__version__, '| torch', torch.__version__, '| numpy', numpy.__version__)"
 status=0
