@@ -186,9 +186,7 @@ def test_return_gates_model_saved_and_reloaded(rng, tmp_path):
     assert loaded.get_layer("lstm").return_gates
     before, after = model(x), loaded(x)
     for key in KEYS:
-        np.testing.assert_allclose(
-            to_numpy(after[key]), to_numpy(before[key]), atol=1e-6
-        )
+        np.testing.assert_allclose(to_numpy(after[key]), to_numpy(before[key]), atol=1e-6)
     traced = klg.trace(loaded, x)["lstm"]
     _, _, _, ref = reference(loaded.get_layer("lstm"), x, mask)
     np.testing.assert_allclose(traced.cell_state, ref["c"], atol=1e-5)
