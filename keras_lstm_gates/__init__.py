@@ -26,6 +26,7 @@ from .lstmvis import export_lstmvis
 from .monitor import GateMonitor
 from .torch_import import from_torch, to_torch, to_torch_state_dict
 from .traces import GateTrace, GateTraces
+from .tflite import to_tflite
 from .tracing import trace
 from .variants import VARIANTS
 from .version import __version__  # noqa: F401  (the package attribute)
@@ -40,6 +41,7 @@ __all__ = [
     "explore",
     "Explorer",
     "export_lstmvis",
+    "to_tflite",
     "LSTM",
     "LSTMCell",
     "Gate",

@@ -215,6 +215,18 @@ def tflite_converter():
     return None
 
 
+def tflite_flatbuffer_tools():
+    """``(flatbuffer_utils, schema)``: TensorFlow Lite's own reader and
+    writer of its flatbuffers (``read``: ``convert_bytearray_to_object``,
+    ``write``: ``convert_object_to_bytearray``) and the generated classes of
+    its schema (``BuiltinOperator``, ``TensorT``, ``BufferT``, ...).
+    Neither is exported under ``tf.lite``."""
+    from tensorflow.lite.python import schema_py_generated
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    return flatbuffer_utils, schema_py_generated
+
+
 def tf_tape_recording():
     """Whether a gradient tape (or an outer function's) could record the ops
     run now; ``False`` in ``predict`` and outside every tape."""

@@ -29,7 +29,7 @@ import warnings
 
 from keras import backend, ops
 
-from . import compat, loops
+from . import compat, loops, tflite
 from .parts import PARTS, TRACED
 
 KERNELS = ("cudnn", "onednn", "fused", "stepwise")
@@ -214,28 +214,17 @@ def run(layer, sequences, initial_state, mask, training, return_gates):
         mask = ops.expand_dims(ops.transpose(ops.cast(mask, "bool"), (1, 0)), -1)
     states = [ops.cast(s, dtype) for s in initial_state]
     if _converting_to_tflite():
-        reason = _tflite_unfused_reason(layer, kernel, mask, return_gates, dtype, x.shape[1])
-        if reason is None:
+        reason = tflite.unfused_reason(layer, kernel, mask, return_gates, dtype, x.shape[1])
+        converted = tflite.fusing()
+        if reason is None and converted is not None:
             kernel = "tflite"
+            converted.append(layer)
         else:
-            warnings.warn(
-                f"klg.LSTM {layer.name!r} converts to TensorFlow Lite as a WHILE loop, not "
-                f"as its fused UNIDIRECTIONAL_SEQUENCE_LSTM op: {reason}.",
-                stacklevel=3,
-            )
+            tflite.warn_unfused(layer, reason)
     if kernel == "tflite":
         from .loops import tensorflow as tf_loops
 
-        gates = [cell.gates[n] for n in PARTS]
-        hs, h_last = tf_loops.tflite_lstm(
-            cell,
-            x,
-            [g.kernel for g in gates],
-            [g.bias for g in gates],
-            [g.recurrent_kernel for g in gates],
-            states[0],
-            states[1],
-        )
+        hs, h_last = tf_loops.tflite_lstm(cell, x, *tflite.op_weights(cell), *states)
         # The fused op gives no final cell state, which this call does not use.
         hs = ops.transpose(hs, (1, 0, 2)) if layer.return_sequences else h_last
         states, cs, values = [h_last, ops.zeros_like(h_last)], None, None
@@ -291,26 +280,6 @@ def _converting_to_tflite():
     import tensorflow as tf
 
     return not tf.executing_eagerly() and compat.tflite_converter() is not None
-
-
-def _tflite_unfused_reason(layer, kernel, mask, return_gates, dtype, batch):
-    """Why TFLite's converter cannot turn this call into its fused LSTM op,
-    or ``None``."""
-    if kernel != "fused":
-        return layer.cell.plain_lstm_reason() or f"the call runs the {kernel} kernel"
-    if mask is not None:
-        return "the fused op takes no mask"
-    if return_gates:
-        return "return_gates needs the per-step gate values"
-    if layer.return_state or layer.stateful:
-        return "the fused op gives no final cell state (return_state, stateful)"
-    if not layer.cell.use_bias:
-        return "the fused op's interface needs a bias"
-    if backend.standardize_dtype(dtype) != "float32":
-        return f"the fused op's interface is float32, this call is {dtype}"
-    if batch is None:
-        return "the fused op needs a fixed batch size, e.g. keras.Input(..., batch_size=1)"
-    return None
 
 
 def _run_native(layer, x, states, mask, training):

@@ -317,23 +317,23 @@ def check_tflite_batch(batch):
     )
 
 
-def tflite_lstm(cell, x, ws, bs, us, h0, c0):
-    """The plain LSTM over a time-major sequence as the composite function
-    that TensorFlow Lite's converter replaces by its fused
+def tflite_lstm(cell, x, kernel, recurrent_kernel, bias, h0, c0):
+    """The LSTM over a time-major sequence as the composite function that
+    TensorFlow Lite's converter replaces by its fused
     ``UNIDIRECTIONAL_SEQUENCE_LSTM`` op: the interface of Keras 2's LSTM,
     which the converter recognises by the function's ``api_implements``
-    attribute (``"lstm_<id>"``), with a time-major input, the kernel (D, 4H),
-    recurrent kernel (H, 4H) and bias (4H,) joined in
-    :data:`~keras_lstm_gates.parts.PARTS` order, and five results.  The
+    attribute (``"lstm_<id>"``), with a time-major input, the op's kernel
+    (D, 4H), recurrent kernel (H, 4H) and bias (4H,)
+    (:func:`keras_lstm_gates.tflite.op_weights`), and five results.  The
     converter keeps only the first two of them (the last output and every
-    output); the body, :func:`forward_loop`, runs wherever the function is
-    not replaced.  Returns ``(hs, h_last)``, ``hs`` time major.
+    output); the body, :func:`forward_loop` of ``cell``, runs wherever the
+    function is not replaced.  Returns ``(hs, h_last)``, ``hs`` time major.
     """
     import uuid
 
     import tensorflow as tf
 
-    units = int(us[0].shape[0])
+    units = int(recurrent_kernel.shape[0])
 
     def lstm(x, h0, c0, kernel, recurrent_kernel, bias):
         weights = tuple(
@@ -351,8 +351,7 @@ def tflite_lstm(cell, x, ws, bs, us, h0, c0):
         "go_backwards": False,
     }
     function = tf.function(lstm, experimental_attributes=attributes, autograph=False)
-    joined = [parts.join([tf.convert_to_tensor(v) for v in p]) for p in (ws, us, bs)]
-    h_last, hs, _, _, _ = function(x, h0, c0, *joined)
+    h_last, hs, _, _, _ = function(x, h0, c0, kernel, recurrent_kernel, bias)
     return hs, h_last
 
 

@@ -157,6 +157,28 @@ def test_tflite_converter_is_found_while_it_traces():
 
 
 @on_tensorflow
+def test_tflite_flatbuffer_tools_read_and_write_the_fused_op():
+    # klg.to_tflite reads a flatbuffer into objects, changes its fused LSTM
+    # ops' cell clip and inputs, adds tensors and buffers, and writes it.
+    flatbuffer_utils, schema = compat.tflite_flatbuffer_tools()
+    assert schema.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM == 44
+    options = schema.UnidirectionalSequenceLSTMOptionsT()
+    assert options.cellClip == 0.0 and hasattr(options, "timeMajor")
+    tensor, buffer = schema.TensorT(), schema.BufferT()
+    for name in ("shape", "type", "buffer", "name"):
+        assert hasattr(tensor, name), name
+    assert hasattr(buffer, "data") and schema.TensorType.FLOAT32 == 0
+    import tensorflow as tf
+
+    model = keras.Sequential([keras.Input((2,), batch_size=1), keras.layers.Dense(3)])
+    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    read = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    assert read.subgraphs[0].operators and read.operatorCodes and read.buffers
+    written = bytes(flatbuffer_utils.convert_object_to_bytearray(read))
+    tf.lite.Interpreter(model_content=written).allocate_tensors()
+
+
+@on_tensorflow
 def test_tf_tape_state():
     import tensorflow as tf
 

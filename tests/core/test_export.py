@@ -109,12 +109,20 @@ def onnx_run(path, x):
     return session, session.run(None, {session.get_inputs()[0].name: x})
 
 
-def tflite_run(model, x):
+def tflite_convert(model, fused=False):
+    """The flatbuffer of TensorFlow's converter alone, or (``fused``) of
+    ``klg.to_tflite``."""
     import tensorflow as tf
 
-    interpreter = tf.lite.Interpreter(
-        model_content=tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    )
+    if fused:
+        return klg.to_tflite(model)
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def tflite_run(model, x, fused=False):
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_content=tflite_convert(model, fused))
     # A None sequence length in the model is a 1 in the flatbuffer's input.
     interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], x.shape)
     interpreter.allocate_tensors()
@@ -186,7 +194,7 @@ def test_tflite_matches_keras(rng, config, length):
     assert_close(got, to_numpy(reference(x)), f"TFLite {config}")
 
 
-def tflite_ops(model):
+def tflite_ops(model, fused=False):
     """The op names of ``model``'s TFLite flatbuffer, and the klg warnings
     the conversion gave."""
     import warnings
@@ -195,25 +203,114 @@ def tflite_ops(model):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+        flatbuffer = tflite_convert(model, fused)
     interpreter = tf.lite.Interpreter(model_content=flatbuffer)
     names = {op["op_name"] for op in interpreter._get_ops_details()}
     return names, [str(w.message) for w in caught if "klg.LSTM" in str(w.message)]
 
 
+FUSED = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+
+
 @needs_tf
 @pytest.mark.parametrize("config", ["single", "sequences", "stacked", "bidirectional"])
-def test_tflite_plain_lstm_is_the_fused_lstm_op(rng, config):
-    # The plain LSTM converts to TFLite's own UNIDIRECTIONAL_SEQUENCE_LSTM,
-    # as Keras 2's LSTM did (Keras 3's converts to a WHILE loop); its numbers
-    # are test_tflite_matches_keras's.
+def test_to_tflite_plain_lstm_is_the_fused_lstm_op(rng, config):
+    # klg.to_tflite converts the plain LSTM to TFLite's own
+    # UNIDIRECTIONAL_SEQUENCE_LSTM, as Keras 2's LSTM did (Keras 3's converts
+    # to a WHILE loop), with Keras's numbers.  TensorFlow's converter alone
+    # gives the exact loop, and a warning that names klg.to_tflite.
     reference, ours = model_pair(rng, config, steps=STEPS, batch_size=2)
-    names, warned = tflite_ops(ours)
-    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in names and "WHILE" not in names, sorted(names)
+    names, warned = tflite_ops(ours, fused=True)
+    assert FUSED in names and "WHILE" not in names, sorted(names)
     assert not warned, warned
     x = data(rng)
-    (got,) = tflite_run(ours, x)
+    (got,) = tflite_run(ours, x, fused=True)
     assert_close(got, to_numpy(reference(x)), f"fused TFLite {config}")
+    names, warned = tflite_ops(ours)
+    assert "WHILE" in names and FUSED not in names, sorted(names)
+    assert warned and all("klg.to_tflite(model)" in w for w in warned), warned
+
+
+def variant_of(layer):
+    layer = getattr(layer, "forward_layer", layer)
+    return layer.cell.spec.name
+
+
+def reference_model_outputs(model, x):
+    """The numpy reference through ``build``'s single, sequences, stacked
+    and bidirectional models (every klg layer of them)."""
+    hidden = x
+    for layer in model.layers[1:]:
+        if isinstance(layer, keras.layers.Bidirectional):
+            forward = reference_outputs(layer.forward_layer, hidden, variant=variant_of(layer))
+            backward = reference_outputs(
+                layer.backward_layer, hidden[:, ::-1], variant=variant_of(layer)
+            )
+            return np.concatenate([forward[1], backward[1]], axis=-1)
+        outputs, h, _, _ = reference_outputs(layer, hidden, variant=variant_of(layer))
+        hidden = outputs if layer.return_sequences else h
+    return hidden
+
+
+FUSED_VARIANTS = [{"variant": "CIFG"}, {"peepholes": True}, {"variant": "CIFG", "peepholes": True}]
+
+
+@needs_tf
+@pytest.mark.parametrize("config", ["single", "sequences", "stacked", "bidirectional"])
+@pytest.mark.parametrize(
+    "options", FUSED_VARIANTS, ids=["CIFG", "peepholes", "CIFG-peepholes"]
+)
+def test_to_tflite_fused_variants_match_reference(rng, options, config):
+    # The fused op computes CIFG (f = 1 - i = sigmoid(-z_i): the forget
+    # weights are minus the input gate's) and peepholes (written into the
+    # op's inputs after conversion); Keras has neither, so the numpy
+    # reference checks them, with every weight random, peepholes included.
+    model = build(functools.partial(klg.LSTM, **options), config, steps=STEPS, batch_size=2)
+    for w in model.weights:
+        w.assign(rng.normal(scale=0.7, size=w.shape).astype("float32"))
+    names, warned = tflite_ops(model, fused=True)
+    assert FUSED in names and "WHILE" not in names, sorted(names)
+    assert not warned, warned
+    x = data(rng)
+    (got,) = tflite_run(model, x, fused=True)
+    expected = reference_model_outputs(model, x)
+    assert_close(got, expected, f"fused TFLite {options} {config}")
+    assert_close(to_numpy(model(x)), expected, f"predict {options} {config}")
+
+
+def saturating_model(**options):
+    """A cell state that climbs past 10 for 40 steps, then falls: TFLite's
+    converter clips the fused op's cell state at 10, and an op so clipped
+    falls below zero where the layer stays far above.  (A CIFG cell state
+    stays in [-1, 1]: each step mixes it with C~ in proportions f and 1 - f.)"""
+    inputs = keras.Input((60, 1), batch_size=1)
+    layer = klg.LSTM(2, return_sequences=True, **options)
+    model = keras.Model(inputs, layer(inputs))
+    for gate in layer.cell.present_gates.values():
+        gate.kernel.assign(np.zeros(gate.kernel.shape, "float32"))
+        gate.bias.assign(np.full(gate.bias.shape, 8.0, "float32"))
+    layer.cell.candidate.kernel.assign(np.full((1, 2), 8.0, "float32"))
+    layer.cell.candidate.bias.assign(np.zeros(2, "float32"))
+    for gate in layer.cell.present_gates.values():
+        if gate.peephole is not None:
+            gate.peephole.assign(np.full(2, 0.05, "float32"))
+    x = np.ones((1, 60, 1), "float32")
+    x[:, 40:] = -1.0
+    return model, layer, x
+
+
+@needs_tf
+@pytest.mark.parametrize("options", [{}, {"peepholes": True}], ids=["vanilla", "peepholes"])
+def test_to_tflite_does_not_clip_the_cell_state(options):
+    model, layer, x = saturating_model(**options)
+    h, _, _, trace = reference_outputs(layer, x)
+    assert np.abs(trace["c"]).max() > 30  # the cell state passes the clip
+    assert_close(to_numpy(model(x)), h, "predict")
+    (got,) = tflite_run(model, x, fused=True)
+    assert_close(got, h, "fused TFLite")
+    with pytest.warns(UserWarning, match="cell clip of 10"):
+        (loop,) = tflite_run(model, x)
+    assert_close(loop, h, "TFLite loop")
 
 
 @needs_tf
@@ -222,8 +319,9 @@ def test_tflite_plain_lstm_is_the_fused_lstm_op(rng, config):
     [
         ("masked", {}, "takes no mask"),
         ("state", {}, "no final cell state"),
-        ("single", {"variant": "CIFG"}, "variant='CIFG'"),
-        ("single", {"peepholes": True}, "peepholes=True"),
+        ("single", {"variant": "NIG"}, "variant='NIG'"),
+        ("single", {"variant": "LN"}, "normalises otherwise"),
+        ("single", {"recurrent_activation": "hard_sigmoid"}, "activation is sigmoid"),
         ("single", {"return_gates": True}, "return_gates"),
     ],
 )
@@ -233,9 +331,40 @@ def test_tflite_unfused_configurations_say_why(rng, config, options, reason):
     if options.get("return_gates"):
         inputs = keras.Input((STEPS, FEATURES), batch_size=2)
         model = keras.Model(inputs, lstm(UNITS)(inputs)[0])
-    names, warned = tflite_ops(model)
-    assert "WHILE" in names and "UNIDIRECTIONAL_SEQUENCE_LSTM" not in names, sorted(names)
+    names, warned = tflite_ops(model, fused=True)
+    assert "WHILE" in names and FUSED not in names, sorted(names)
     assert warned and all(reason in w for w in warned), (reason, warned)
+
+
+@needs_tf
+def test_to_tflite_bad_input_and_quantized_peepholes(rng):
+    import tensorflow as tf
+
+    with pytest.raises(TypeError, match=r"keras.Model or a tf.lite.TFLiteConverter, got str"):
+        klg.to_tflite("model.keras")
+    # Dynamic-range quantization turns weights of 1024 values and more into
+    # int8, where no peephole layer's op can be found by its weights.
+    inputs = keras.Input((STEPS, 40), batch_size=1)
+    model = keras.Model(inputs, klg.LSTM(40, peepholes=True)(inputs))
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    with pytest.raises(ValueError, match="quantization"):
+        klg.to_tflite(converter)
+    # Two peephole layers with the same weights and other peepholes.
+    inputs = keras.Input((STEPS, FEATURES), batch_size=1)
+    first, second = klg.LSTM(UNITS, peepholes=True), klg.LSTM(UNITS, peepholes=True)
+    model = keras.Model(inputs, [first(inputs), second(inputs)])
+    second.set_weights(first.get_weights())
+    second.cell.input_gate.peephole.assign(np.ones(UNITS, "float32"))
+    with pytest.raises(ValueError, match="same weights but different peepholes"):
+        klg.to_tflite(model)
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="the error of the other backends")
+def test_to_tflite_needs_tensorflow():
+    inputs = keras.Input((STEPS, FEATURES), batch_size=1)
+    with pytest.raises(RuntimeError, match="KERAS_BACKEND=tensorflow"):
+        klg.to_tflite(keras.Model(inputs, klg.LSTM(UNITS)(inputs)))
 
 
 @needs_tf
@@ -298,6 +427,7 @@ VARIANT_OPTIONS.append({"peepholes": True})
     "options", VARIANT_OPTIONS, ids=[o.get("variant", "peepholes") for o in VARIANT_OPTIONS]
 )
 def test_tflite_variants_match_reference(rng, options):
+    # TensorFlow's converter alone: the WHILE loop of every variant.
     inputs = keras.Input((STEPS, FEATURES), batch_size=2)
     layer = klg.LSTM(UNITS, **options)
     model = keras.Model(inputs, layer(inputs))
