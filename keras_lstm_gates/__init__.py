@@ -24,9 +24,9 @@ from .interop import get_fused_weights, set_gates_from_fused, split_fused_weight
 from .layer import LSTM
 from .lstmvis import export_lstmvis
 from .monitor import GateMonitor
+from .tflite import to_tflite
 from .torch_import import from_torch, to_torch, to_torch_state_dict
 from .traces import GateTrace, GateTraces
-from .tflite import to_tflite
 from .tracing import trace
 from .variants import VARIANTS
 from .version import __version__  # noqa: F401  (the package attribute)

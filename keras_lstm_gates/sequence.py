@@ -25,8 +25,6 @@ are the same equations in C++ kernels, for the cells whose step they are
 (no :meth:`~keras_lstm_gates.LSTMCell.plain_lstm_reason`).
 """
 
-import warnings
-
 from keras import backend, ops
 
 from . import compat, loops, tflite

@@ -257,9 +257,7 @@ FUSED_VARIANTS = [{"variant": "CIFG"}, {"peepholes": True}, {"variant": "CIFG", 
 
 @needs_tf
 @pytest.mark.parametrize("config", ["single", "sequences", "stacked", "bidirectional"])
-@pytest.mark.parametrize(
-    "options", FUSED_VARIANTS, ids=["CIFG", "peepholes", "CIFG-peepholes"]
-)
+@pytest.mark.parametrize("options", FUSED_VARIANTS, ids=["CIFG", "peepholes", "CIFG-peepholes"])
 def test_to_tflite_fused_variants_match_reference(rng, options, config):
     # The fused op computes CIFG (f = 1 - i = sigmoid(-z_i): the forget
     # weights are minus the input gate's) and peepholes (written into the
