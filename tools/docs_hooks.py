@@ -67,6 +67,7 @@ OPTIONAL_API = (
     ("api/lstmvis.md", "LSTMVis export", "keras_lstm_gates.lstmvis", "keras_lstm_gates/lstmvis.py"),
     ("api/parts.md", "Parts", "keras_lstm_gates.parts", "keras_lstm_gates/parts.py"),
     ("api/plots.md", "Plots", "keras_lstm_gates.plots", "keras_lstm_gates/plots.py"),
+    ("api/tflite.md", "TensorFlow Lite", "keras_lstm_gates.tflite", "keras_lstm_gates/tflite.py"),
     (
         "api/torch_import.md",
         "PyTorch import",

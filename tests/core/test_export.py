@@ -299,13 +299,21 @@ def saturating_model(**options):
 
 @needs_tf
 @pytest.mark.parametrize("options", [{}, {"peepholes": True}], ids=["vanilla", "peepholes"])
-def test_to_tflite_does_not_clip_the_cell_state(options):
+def test_to_tflite_does_not_clip_the_cell_state(options, monkeypatch):
+    from keras_lstm_gates import tflite
+
     model, layer, x = saturating_model(**options)
     h, _, _, trace = reference_outputs(layer, x)
     assert np.abs(trace["c"]).max() > 30  # the cell state passes the clip
     assert_close(to_numpy(model(x)), h, "predict")
     (got,) = tflite_run(model, x, fused=True)
     assert_close(got, h, "fused TFLite")
+    # The op as the converter writes it clips c_t at 10: h ends near -1
+    # where the layer's is near +1.
+    with monkeypatch.context() as patch:
+        patch.setattr(tflite, "_as_computed", lambda flatbuffer, layers: flatbuffer)
+        (clipped,) = tflite_run(model, x, fused=True)
+    assert np.all(clipped[0, -1] < -0.9) and np.all(h[0, -1] > 0.9), (clipped[0, -1], h[0, -1])
     with pytest.warns(UserWarning, match="cell clip of 10"):
         (loop,) = tflite_run(model, x)
     assert_close(loop, h, "TFLite loop")
