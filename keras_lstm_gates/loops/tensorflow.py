@@ -136,15 +136,6 @@ class _FusedLoops:
         self.infer = tf.function(self._infer, jit_compile=self.jit_forward, **options)
         self.backward = tf.function(self._backward, jit_compile=jit, **options)
 
-    def for_call_site(self):
-        """``(forward, infer)`` of their own, for one call site of a graph:
-        two call sites of one function (Bidirectional's two directions, two
-        equal layers) make TFLite's tensor-list lowering fail on the loop."""
-        import tensorflow as tf
-
-        options = {"jit_compile": self.jit_forward, "reduce_retracing": True, "autograph": False}
-        return tf.function(self._forward, **options), tf.function(self._infer, **options)
-
     def _forward(self, x, weights, h0, c0, mask):
         return forward_loop(
             self.cell, x, weights, h0, c0, mask, True, self.forward_blocks, self.keep_h
@@ -390,7 +381,11 @@ def fused_sequence(cell, x, ws, bs, us, h0, c0, mask, return_gates, return_seque
         and not compat.tf_higher_order_possible(x, *weights[0], *weights[2])
     )
     loops = _loops(cell, units, masked, return_gates, return_sequences, jit)
-    forward, infer = loops.for_call_site() if graph else (loops.forward, loops.infer)
+    # One function per configuration, shared by every call site (both
+    # directions of a Bidirectional): one trace and one XLA compilation per
+    # shape.  Exported graphs, whose converters cannot lower two calls of one
+    # function, returned above with the inline loop.
+    forward, infer = loops.forward, loops.infer
     # With no tape recording (predict, evaluate, a call outside any
     # GradientTape) the loop keeps only what the layer returns.  Should a
     # function traced so be differentiated later, its gradient runs the
