@@ -286,3 +286,22 @@ def torch_exporting():
     if hasattr(compiler, "is_exporting"):
         return compiler.is_exporting()
     return compiler.is_compiling()
+
+
+def torch_onnx_exporting():
+    """Whether ``torch.onnx.export`` is running (either route), not
+    ``torch.jit.trace`` or ``torch.compile`` alone."""
+    import torch
+
+    return torch.onnx.is_in_onnx_export()
+
+
+def onnx_absent_input(graph):
+    """A value that stands for an optional input left out of an ONNX node,
+    in a ``symbolic`` of TorchScript's ONNX exporter (how PyTorch's own
+    ``aten::lstm`` symbolic leaves out ``sequence_lens``)."""
+    import torch
+
+    value = graph.op("prim::Constant")
+    value.setType(torch._C.OptionalType.ofTensor())
+    return value

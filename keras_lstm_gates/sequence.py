@@ -27,7 +27,7 @@ are the same equations in C++ kernels, for the cells whose step they are
 
 from keras import backend, ops
 
-from . import compat, loops, tflite
+from . import compat, fused_op, loops, tflite
 from .parts import PARTS, TRACED
 
 KERNELS = ("cudnn", "onednn", "fused", "stepwise")
@@ -222,10 +222,13 @@ def run(layer, sequences, initial_state, mask, training, return_gates):
     if kernel == "tflite":
         from .loops import tensorflow as tf_loops
 
-        hs, h_last = tf_loops.tflite_lstm(cell, x, *tflite.op_weights(cell), *states)
+        hs, h_last = tf_loops.tflite_lstm(cell, x, *fused_op.op_weights(cell), *states)
         # The fused op gives no final cell state, which this call does not use.
         hs = ops.transpose(hs, (1, 0, 2)) if layer.return_sequences else h_last
         states, cs, values = [h_last, ops.zeros_like(h_last)], None, None
+    if kernel == "stepwise" and _onnx_lstm_reason(layer, mask, return_gates, dtype) is None:
+        kernel = "onnx"
+        hs, states, cs, values = _run_onnx_lstm(layer, x, states)
     if kernel == "onednn":
         hs = _run_native(layer, x, states, mask, training)
         if hs is not None:
@@ -278,6 +281,38 @@ def _converting_to_tflite():
     import tensorflow as tf
 
     return not tf.executing_eagerly() and compat.tflite_converter() is not None
+
+
+def _onnx_lstm_reason(layer, mask, return_gates, dtype):
+    """Why this call, on the PyTorch backend, is not exported as ONNX's LSTM
+    node by :func:`_run_onnx_lstm`, or ``None``.  (The plain LSTM reaches
+    that node through PyTorch's own kernel, :func:`_run_native`.)"""
+    if backend.backend() != "torch" or not compat.torch_onnx_exporting():
+        return "not an ONNX export on the PyTorch backend"
+    reason = fused_op.cell_reason(layer.cell)
+    if reason is not None:
+        return reason
+    if mask is not None:
+        return "the LSTM node is exported with no mask"
+    if return_gates:
+        return "return_gates needs the per-step gate values"
+    if backend.standardize_dtype(dtype) != "float32":
+        return f"the LSTM node is exported for float32, this call is {dtype}"
+    return None
+
+
+def _run_onnx_lstm(layer, x, states):
+    """The cells that ONNX's LSTM computes (CIFG and peepholes included) as
+    that node, in a graph that PyTorch exports: ``(hs, states, None, None)``
+    as :func:`_run_fused`."""
+    from .loops import torch as torch_loops
+
+    cell = layer.cell
+    hs, h_last, c_last = torch_loops.onnx_lstm_sequence(
+        cell, x, fused_op.op_parts(cell), fused_op.op_peepholes(cell), *states
+    )
+    hs = ops.transpose(hs, (1, 0, 2)) if layer.return_sequences else h_last
+    return hs, [h_last, c_last], None, None
 
 
 def _run_native(layer, x, states, mask, training):

@@ -18,27 +18,18 @@ computes it: no clip, and the peephole weights in their inputs.  A
 ``tf.lite.TFLiteConverter`` used alone converts every ``klg.LSTM`` to the
 exact ``WHILE`` loop and warns that :func:`to_tflite` gives the fused op.
 
-The op computes the vanilla LSTM, with or without peepholes (Gers et al.:
-``p_i``, ``p_f`` read ``c_(t-1)``, ``p_o`` reads ``c_t``), with sigmoid
-gates and tanh for the candidate and the output.  The coupled
-input-forget variant (CIFG, ``f = 1 - i``) is that LSTM with the forget
-gate's weights set to minus the input gate's, since
-``1 - sigmoid(z) = sigmoid(-z)``: :func:`op_weights` and :func:`op_peepholes`
-write it so.
+Which cells the op computes, and their weights in it (CIFG's too), are
+:mod:`keras_lstm_gates.fused_op`'s.
 """
 
 import threading
 import warnings
 
 import numpy as np
-from keras import activations, backend, ops
+from keras import backend, ops
 
-from . import compat, parts
-from .parts import PARTS
+from . import compat, fused_op
 
-# The variants the fused op computes: the vanilla LSTM and, with the forget
-# gate's weights negated, the coupled input-forget gate.
-FUSED_VARIANTS = ("vanilla", "NP", "CIFG")
 # The op's inputs (tensorflow/lite/kernels/lstm_shared.h): the input-to-cell
 # weights, which every variant has, and the three peephole weights.
 _INPUT_TO_CELL = 3
@@ -53,34 +44,12 @@ def fusing():
     return getattr(_conversion, "layers", None)
 
 
-def cell_reason(cell):
-    """Why the fused op cannot compute ``cell``'s equations, or ``None``."""
-    spec = cell.spec
-    if spec.layer_norm:
-        return (
-            "the fused op normalises otherwise than variant='LN' (not the cell state "
-            "that the output gate shows)"
-        )
-    if spec.name not in FUSED_VARIANTS:
-        return f"the fused op has no form of variant={spec.name!r}"
-    for name in spec.present_gates:
-        gate = cell.gates[name]
-        expected = activations.tanh if name == "candidate" else activations.sigmoid
-        if gate.activation is not expected:
-            return f"the fused op's {name} activation is {expected.__name__}"
-    if cell.output_activation is not activations.tanh:
-        return "the fused op's output activation is tanh"
-    if not cell.use_bias:
-        return "the fused op's interface needs a bias"
-    return None
-
-
 def unfused_reason(layer, kernel, mask, return_gates, dtype, batch):
     """Why this call of ``layer``, traced by TensorFlow Lite's converter,
     cannot become the fused op, or ``None``."""
     if kernel not in ("fused", "stepwise"):
         return f"the call runs the {kernel} kernel"
-    reason = cell_reason(layer.cell)
+    reason = fused_op.cell_reason(layer.cell)
     if reason is not None:
         return reason
     if mask is not None:
@@ -94,42 +63,6 @@ def unfused_reason(layer, kernel, mask, return_gates, dtype, batch):
     if batch is None:
         return "the fused op needs a fixed batch size, e.g. keras.Input(..., batch_size=1)"
     return None
-
-
-def op_weights(cell):
-    """The fused op's ``(kernel, recurrent_kernel, bias)`` for ``cell``:
-    (D, 4H), (H, 4H), (4H,), the parts side by side in
-    :data:`~keras_lstm_gates.parts.PARTS` order, read from the parts' own
-    variables.  CIFG's forget gate ``1 - i`` is ``sigmoid(-z_i)``: its
-    weights are minus the input gate's."""
-    joined = []
-    for name in ("kernel", "recurrent_kernel", "projection_bias"):
-        blocks = []
-        for part in PARTS:
-            gate, sign = _source(cell, part)
-            blocks.append(sign * ops.convert_to_tensor(getattr(gate, name)))
-        joined.append(parts.join(blocks))
-    return tuple(joined)
-
-
-def _source(cell, part):
-    """The gate whose weights give ``part``'s in the op, and their sign."""
-    if cell.spec.coupled and part == "forget_gate":
-        return cell.gates["input_gate"], -1.0
-    return cell.gates[part], 1.0
-
-
-def op_peepholes(cell):
-    """``{gate: p}`` for the op's peephole inputs (numpy, float32), or
-    ``{}`` without peepholes; CIFG's forget gate reads ``c_(t-1)`` through
-    ``-p_i``."""
-    if not cell.spec.peepholes:
-        return {}
-    values = {}
-    for part in _PEEPHOLES:
-        gate, sign = _source(cell, part)
-        values[part] = sign * ops.convert_to_numpy(gate.peephole).astype("float32")
-    return values
 
 
 def to_tflite(model):
@@ -209,7 +142,7 @@ def _as_computed(flatbuffer, layers):
                     model, subgraph, op.inputs[_INPUT_TO_CELL], layer.cell.candidate.kernel
                 )
             ]
-            peepholes = [op_peepholes(layer.cell) for layer in owners]
+            peepholes = [_peepholes(layer) for layer in owners]
             if not owners:
                 if any(layer.cell.spec.peepholes for layer in layers):
                     raise ValueError(
@@ -240,6 +173,13 @@ def _constant_equals(model, subgraph, index, kernel):
     if data is None or len(data) != expected.nbytes:
         return False
     return np.array_equal(np.frombuffer(bytes(data), "<f4").reshape(expected.shape), expected)
+
+
+def _peepholes(layer):
+    return {
+        k: ops.convert_to_numpy(v).astype("float32")
+        for k, v in fused_op.op_peepholes(layer.cell).items()
+    }
 
 
 def _same(a, b):

@@ -315,7 +315,7 @@ def tflite_lstm(cell, x, kernel, recurrent_kernel, bias, h0, c0):
     which the converter recognises by the function's ``api_implements``
     attribute (``"lstm_<id>"``), with a time-major input, the op's kernel
     (D, 4H), recurrent kernel (H, 4H) and bias (4H,)
-    (:func:`keras_lstm_gates.tflite.op_weights`), and five results.  The
+    (:func:`keras_lstm_gates.fused_op.op_weights`), and five results.  The
     converter keeps only the first two of them (the last output and every
     output); the body, :func:`forward_loop` of ``cell``, runs wherever the
     function is not replaced.  Returns ``(hs, h_last)``, ``hs`` time major.

@@ -349,6 +349,72 @@ def _native_sequence(x, ws, bs, us, h0, c0, lengths, training, return_sequences)
     return hs, c_last
 
 
+def onnx_lstm_sequence(cell, x, op_parts, peepholes, h0, c0):
+    """The LSTM over a time-major sequence as what PyTorch's ONNX exporter
+    (TorchScript route) writes as one ONNX ``LSTM`` node: for the cells that
+    :mod:`keras_lstm_gates.fused_op` maps onto that op (CIFG and peepholes
+    included), from the op's weights (``op_parts``, ``op_peepholes``).
+    Run, it computes ``cell.step`` over the steps.  Returns ``(hs, h_last,
+    c_last)``, ``hs`` time major."""
+    import torch
+
+    order = ("input_gate", "output_gate", "forget_gate", "candidate")  # ONNX's
+    w = torch.cat([op_parts[n][0].t() for n in order])[None]  # (1, 4H, D)
+    r = torch.cat([op_parts[n][1].t() for n in order])[None]  # (1, 4H, H)
+    b = torch.cat([op_parts[n][2] for n in order])
+    b = torch.cat([b, torch.zeros_like(b)])[None]  # ONNX's input and recurrent biases
+    p = torch.zeros((1, 3 * cell.units), dtype=x.dtype, device=x.device)
+    if peepholes:
+        p = torch.cat([peepholes[n] for n in ("input_gate", "output_gate", "forget_gate")])[None]
+    # The cell's variables go in as inputs too: the forward reads them
+    # (through cell.step), and TorchScript's tracer must know every tensor
+    # that a Function's forward touches.
+    variables = [v.value for v in cell.weights]
+    return _onnx_lstm_function(cell).apply(x, w, r, b, p, h0[None], c0[None], *variables)
+
+
+def _onnx_lstm_function(cell):
+    # A class per export, holding the cell: an argument that is not a tensor
+    # or a number stops TorchScript's tracer.
+    import torch
+
+    class OnnxLSTM(torch.autograd.Function):
+        """Forward: ``cell.step`` over the steps; exported: ONNX's LSTM."""
+
+        @staticmethod
+        def forward(ctx, x, w, r, b, p, h0, c0, *variables):
+            kernel, recurrent_kernel, bias = cell.joined_weights()
+            xz = torch.matmul(x, kernel) + bias
+            h, c, hs = h0[0], c0[0], []
+            for t in range(x.shape[0]):
+                h, c, _ = cell.step(xz[t] + torch.matmul(h, recurrent_kernel), c)
+                hs.append(h)
+            return torch.stack(hs), h, c
+
+        @staticmethod
+        def symbolic(g, x, w, r, b, p, h0, c0, *variables):
+            y, y_h, y_c = g.op(
+                "LSTM",
+                x,
+                w,
+                r,
+                b,
+                compat.onnx_absent_input(g),
+                h0,
+                c0,
+                p,
+                hidden_size_i=cell.units,
+                outputs=3,
+            )
+
+            def squeeze(value, axis):
+                return g.op("Squeeze", value, g.op("Constant", value_t=torch.tensor([axis])))
+
+            return squeeze(y, 1), squeeze(y_h, 0), squeeze(y_c, 0)
+
+    return OnnxLSTM
+
+
 def scan(fn, carry, xs, num_ys):
     """The generic loop: a Python loop over the leading axis."""
     from keras import tree

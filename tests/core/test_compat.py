@@ -218,3 +218,37 @@ def test_per_part_dropout_masks_is_what_keras_draws():
 
     mask = Cell().get_dropout_mask(keras.ops.ones((2, 8)))
     assert isinstance(mask, list) == compat.per_part_dropout_masks()
+
+
+@on_torch
+def test_torch_onnx_exporting_and_absent_input():
+    # ONNX's LSTM node from a symbolic: an absent optional input is a
+    # prim::Constant of optional tensor type; the export is seen while it runs.
+    import onnx
+    import torch
+
+    seen = []
+
+    class Node(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w, r):
+            seen.append(compat.torch_onnx_exporting())
+            return x[:1, :, :1] * 0.0
+
+        @staticmethod
+        def symbolic(g, x, w, r):
+            missing = compat.onnx_absent_input(g)
+            y, _, _ = g.op("LSTM", x, w, r, missing, missing, hidden_size_i=1, outputs=3)
+            return g.op("Squeeze", y, g.op("Constant", value_t=torch.tensor([1])))
+
+    class Module(torch.nn.Module):
+        def forward(self, x):
+            return Node.apply(x, torch.ones(1, 4, 2), torch.ones(1, 4, 1))
+
+    x = torch.ones(3, 1, 2)
+    Module()(x)
+    path = tmp = __import__("tempfile").mkdtemp() + "/node.onnx"
+    torch.onnx.export(Module(), (x,), path, dynamo=False)
+    del tmp
+    node = next(n for n in onnx.load(path).graph.node if n.op_type == "LSTM")
+    assert list(node.input)[3] == "" and seen == [False, True], (list(node.input), seen)

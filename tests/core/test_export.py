@@ -558,7 +558,7 @@ def test_onnx_torch_warns_on_an_unknown_sequence_length(rng, tmp_path):
         pytest.skip("the loop is unrolled by PyTorch's exporter only")
     needs_onnx()
     inputs = keras.Input((None, FEATURES))
-    model = keras.Model(inputs, klg.LSTM(UNITS, variant="CIFG")(inputs))
+    model = keras.Model(inputs, klg.LSTM(UNITS, variant="NIG")(inputs))
     model(data(rng))
     with pytest.warns(UserWarning, match="sequence length of 1"):
         export_onnx(model, tmp_path, "unknown_length")
@@ -584,6 +584,35 @@ def test_onnx_torch_plain_lstm_is_one_lstm_node(rng, tmp_path):
         x = data(rng, steps=steps)
         _, (got,) = onnx_run(path, x)
         assert_close(got, to_numpy(model(x)), f"ONNX LSTM node, {steps} steps")
+
+
+@pytest.mark.parametrize("config", ["sequences", "stacked", "bidirectional"])
+@pytest.mark.parametrize("options", FUSED_VARIANTS, ids=["CIFG", "peepholes", "CIFG-peepholes"])
+def test_onnx_torch_fused_variants_are_lstm_nodes(rng, tmp_path, options, config):
+    # CIFG (the forget weights minus the input gate's) and peepholes (ONNX's
+    # input P) export as ONNX's LSTM node, one per layer, for any sequence
+    # length; the numpy reference checks the numbers, every weight random.
+    if BACKEND != "torch":
+        pytest.skip("the LSTM node comes from PyTorch's ONNX exporter")
+    needs_onnx()
+    import onnx
+
+    model = build(functools.partial(klg.LSTM, **options), config)
+    for w in model.weights:
+        w.assign(rng.normal(scale=0.7, size=w.shape).astype("float32"))
+    model(data(rng))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*sequence length of 1.*")
+        path = export_onnx(model, tmp_path, "variant")
+    nodes = [node.op_type for node in onnx.load(str(path)).graph.node]
+    layers = 2 if config in ("stacked", "bidirectional") else 1
+    assert nodes.count("LSTM") == layers and "Loop" not in nodes, sorted(set(nodes))
+    for steps, batch in ((STEPS, 2), (9, 3)):
+        x = data(rng, batch=batch, steps=steps)
+        _, (got,) = onnx_run(path, x)
+        assert_close(
+            got, reference_model_outputs(model, x), f"ONNX {options} {config}, {steps} steps"
+        )
 
 
 @pytest.mark.parametrize("config", ["single", "bidirectional", "masked"])
