@@ -326,7 +326,7 @@ def test_to_tflite_does_not_clip_the_cell_state(options, monkeypatch):
         ("masked", {}, "takes no mask"),
         ("state", {}, "no final cell state"),
         ("single", {"variant": "NIG"}, "variant='NIG'"),
-        ("single", {"variant": "LN"}, "normalises otherwise"),
+        ("single", {"variant": "LN"}, "normalise otherwise"),
         ("single", {"recurrent_activation": "hard_sigmoid"}, "activation is sigmoid"),
         ("single", {"return_gates": True}, "return_gates"),
     ],
