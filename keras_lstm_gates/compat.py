@@ -204,6 +204,19 @@ def tf_graph_is_exported():
     return next(_callers(_EXPORTERS), None) is not None
 
 
+def tf2onnx_converting():
+    """Whether the graph being traced is for tf2onnx: traced by tf2onnx
+    itself or by Keras's ONNX export, which hands it to tf2onnx (found on
+    the call stack, as :func:`tf_graph_is_exported` finds them)."""
+    return next(_callers(("tf2onnx", "keras.src.export.onnx")), None) is not None
+
+
+def jax2onnx_converting():
+    """Whether jax2onnx (Keras's ONNX export on JAX) is tracing the current
+    function, found on the call stack."""
+    return next(_callers(("jax2onnx",)), None) is not None
+
+
 def tflite_converter():
     """The ``tf.lite.TFLiteConverter`` whose conversion is tracing the
     current graph, or ``None`` (found on the call stack: the converter's

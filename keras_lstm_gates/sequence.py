@@ -251,7 +251,7 @@ def run(layer, sequences, initial_state, mask, training, return_gates):
             value = recorded[name]
             if mask is not None:
                 value = ops.where(mask, value, ops.zeros_like(value))
-            gate_values[name] = ops.transpose(value, (1, 0, 2))
+            gate_values[name] = loops.batch_major(value)
     return last_output, outputs, states, gate_values
 
 
@@ -377,7 +377,7 @@ def _run_stepwise(layer, x, states, mask, return_gates, input_masks, recurrent_m
         final, ys = loops.common.python_scan(one_step, states, xs)
     else:
         final, ys = loops.scan(one_step, states, xs, 1 + (len(PARTS) + 1) * return_gates)
-    hs = ops.transpose(ys[0], (1, 0, 2)) if layer.return_sequences else final[0]
+    hs = loops.batch_major(ys[0]) if layer.return_sequences else final[0]
     cs, values = (ys[-1], ys[1:-1]) if return_gates else (None, None)
     return hs, list(final), cs, values
 

@@ -34,7 +34,7 @@ weights, values and gradients lists in :data:`~keras_lstm_gates.parts.PARTS`
 order; ``mask`` ``(time, batch, 1)`` booleans.
 """
 
-from keras import backend
+from keras import backend, ops
 
 from ..parts import PARTS
 from . import common
@@ -140,3 +140,16 @@ def scan(fn, carry, xs, num_ys):
     if module is None:
         return common.python_scan(fn, carry, xs)
     return module.scan(fn, carry, xs, num_ys)
+
+
+def batch_major(sequence):
+    """A time-major sequence ``(time, batch, ...)`` as ``(batch, time, ...)``.
+
+    >>> from keras import ops
+    >>> tuple(batch_major(ops.zeros((5, 2, 3))).shape)
+    (2, 5, 3)
+    """
+    module = _backend_module()
+    if module is not None and hasattr(module, "batch_major"):
+        return module.batch_major(sequence)
+    return ops.swapaxes(sequence, 0, 1)

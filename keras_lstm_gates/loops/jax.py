@@ -17,6 +17,7 @@ JAX knows when it traces (see :func:`.common.block_count`):
   large matmul after it.
 """
 
+from .. import compat
 from ..parts import PARTS
 from . import common
 
@@ -192,8 +193,20 @@ def fused_sequence(cell, x, ws, bs, us, h0, c0, mask, return_gates, return_seque
     )
     # The last step's h is a slice: XLA never makes the zero cotangent of the
     # other steps.
-    hs = out[0].swapaxes(0, 1) if return_sequences else out[0][-1]
+    hs = batch_major(out[0]) if return_sequences else out[0][-1]
     return (hs, out[1]) if not return_gates else (hs, out[1], out[2], list(out[3]))
+
+
+def batch_major(sequence):
+    """See :func:`keras_lstm_gates.loops.batch_major`."""
+    import jax.numpy as jnp
+
+    if compat.jax2onnx_converting():
+        # jax2onnx drops a transpose of a scan's outputs of known length (the
+        # file then outputs them time major, or names an output that no node
+        # makes); the same transpose written as an einsum stays.
+        return jnp.einsum("tb...->bt...", sequence)
+    return jnp.swapaxes(sequence, 0, 1)
 
 
 def scan(fn, carry, xs, num_ys):

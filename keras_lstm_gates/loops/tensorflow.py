@@ -78,7 +78,13 @@ def forward_loop(cell, x, weights, h0, c0, mask, keep_values, blocks, keep_h):
 
     def body(t, h_prev, c_prev, arrays):
         x_t = xs.read(t)
-        zs = [tf.matmul(x_t, wj) + tf.matmul(h_prev, uj) + bj for wj, uj, bj in zip(w, u, b)]
+        if len(w) == 1:
+            # BiasAdd, then one Split: the step of Keras's LSTM as tf2onnx
+            # finds it (rewriter/lstm_tf2_rewriter.py) and makes ONNX's LSTM.
+            z = tf.nn.bias_add(tf.matmul(x_t, w[0]) + tf.matmul(h_prev, u[0]), b[0])
+            zs = tf.split(z, len(PARTS), axis=-1)
+        else:
+            zs = [tf.matmul(x_t, wj) + tf.matmul(h_prev, uj) + bj for wj, uj, bj in zip(w, u, b)]
         h, c, values = common.forward_step(cell, zs, c_prev, units)
         if masked:
             m = ms.read(t)
@@ -360,6 +366,10 @@ def fused_sequence(cell, x, ws, bs, us, h0, c0, mask, return_gates, return_seque
         # gradient: the graph any converter reads and any runtime serves (an
         # XLA-compiled function stays a call that converters cannot read).
         keep_h = "batch_major" if return_sequences else None
+        if keep_h is None and compat.tf2onnx_converting():
+            # tf2onnx makes ONNX's LSTM of a loop that collects every h, as
+            # Keras's does.
+            keep_h = "time_major"
         hs, h_last, c_last, cs, values = forward_loop(
             cell, x, weights, h0, c0, mask, return_gates, 1, keep_h
         )

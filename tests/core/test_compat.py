@@ -181,6 +181,22 @@ def test_tflite_flatbuffer_tools_read_and_write_the_fused_op():
 
 
 @on_tensorflow
+def test_tf2onnx_converting_is_seen_in_keras_onnx_export(tmp_path):
+    pytest.importorskip("tf2onnx")
+    seen = []
+
+    class Watcher(keras.layers.Layer):
+        def call(self, x):
+            seen.append(compat.tf2onnx_converting())
+            return x * 2.0
+
+    model = keras.Sequential([keras.Input((2,)), Watcher()])
+    model(np.zeros((1, 2), "float32"))
+    model.export(str(tmp_path / "watch.onnx"), format="onnx", verbose=False)
+    assert seen[0] is False and True in seen[1:], seen
+
+
+@on_tensorflow
 def test_tf_tape_state():
     import tensorflow as tf
 

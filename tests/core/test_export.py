@@ -551,6 +551,33 @@ def test_exports_multiplying_gate_by_gate(rng, tmp_path, monkeypatch, config):
     assert_close(got, expected, f"ONNX {config}, gate by gate")
 
 
+@pytest.mark.parametrize("config", ["single", "sequences", "stacked", "bidirectional", "state"])
+def test_onnx_tensorflow_plain_lstm_is_lstm_nodes(rng, tmp_path, config):
+    # tf2onnx makes ONNX's LSTM of the loop step it knows from Keras's LSTM
+    # (BiasAdd, one Split, the gates in Keras's order): klg's exported loop
+    # computes its step so, and keeps every h as Keras's does, so that each
+    # layer becomes the node that Keras's becomes (a Bidirectional, one
+    # bidirectional node), with the batch and the length dynamic.
+    if BACKEND != "tensorflow":
+        pytest.skip("tf2onnx converts TensorFlow graphs")
+    needs_onnx()
+    import onnx
+
+    reference, ours = model_pair(rng, config)
+    x = data(rng)
+    reference(x), ours(x)  # Keras exports a model that has been called
+    nodes = {}
+    for name, model in (("keras", reference), ("klg", ours)):
+        path = export_onnx(model, tmp_path, name)
+        nodes[name] = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert nodes["klg"].count("LSTM") == nodes["keras"].count("LSTM") >= 1, nodes
+    assert "Loop" not in nodes["klg"], sorted(set(nodes["klg"]))
+    for batch, steps in ((2, STEPS), (3, 9)):
+        x = data(rng, batch=batch, steps=steps)
+        _, (got,) = onnx_run(path, x)
+        assert_close(got, to_numpy(reference(x)), f"ONNX LSTM node {config}, {steps} steps")
+
+
 def test_onnx_torch_warns_on_an_unknown_sequence_length(rng, tmp_path):
     # PyTorch's exporter unrolls klg's step loop over the traced length, and
     # Keras traces a None length as 1: the artifact would compute one step.
@@ -615,7 +642,7 @@ def test_onnx_torch_fused_variants_are_lstm_nodes(rng, tmp_path, options, config
         )
 
 
-@pytest.mark.parametrize("config", ["single", "bidirectional", "masked"])
+@pytest.mark.parametrize("config", ["single", "sequences", "stacked", "bidirectional", "masked"])
 def test_onnx_jax_through_jax2onnx(rng, tmp_path, config):
     # On JAX, Keras writes ONNX with jax2onnx: klg's loop becomes an ONNX Loop,
     # as keras.layers.LSTM's does, with Keras's numbers.
@@ -630,10 +657,36 @@ def test_onnx_jax_through_jax2onnx(rng, tmp_path, config):
     x = data(rng)
     expected = to_numpy(reference(x))
     ours(x)
+    # A known length whose every step is output: jax2onnx drops a transpose
+    # of a scan's outputs, which klg writes as an einsum there.
     path = export_onnx(ours, tmp_path, f"jax_{config}")
     assert "Loop" in {node.op_type for node in onnx.load(str(path)).graph.node}
     _, (got,) = onnx_run(path, x)
     assert_close(got, expected, f"ONNX through jax2onnx, {config}")
+
+
+@pytest.mark.parametrize("options", [{"peepholes": True}, {"return_gates": True}])
+def test_onnx_jax_variant_sequences_match_reference(rng, tmp_path, options):
+    # The step loop's outputs (every h, the gate traces) of a known length,
+    # through jax2onnx, against the numpy reference.
+    if BACKEND != "jax":
+        pytest.skip("Keras's ONNX export through jax2onnx is the JAX backend's")
+    missing = [m for m in ("onnx", "onnxruntime", "jax2onnx") if not has(m)]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
+    inputs = keras.Input((STEPS, FEATURES))
+    layer = klg.LSTM(UNITS, return_sequences=True, **options)
+    out = layer(inputs)
+    model = keras.Model(inputs, [out[0], out[1]["forget_gate"]] if layer.return_gates else out)
+    for w in layer.weights:
+        w.assign(rng.normal(scale=0.5, size=w.shape).astype("float32"))
+    x = data(rng)
+    model(x)
+    _, got = onnx_run(export_onnx(model, tmp_path, "jax_variant"), x)
+    outputs, _, _, trace = reference_outputs(layer, x)
+    assert_close(got[0], outputs, f"every h {options}")
+    if layer.return_gates:
+        assert_close(got[1], trace["f"], "forget gate trace")
 
 
 def test_onnx_variant_and_gates_match_reference(rng, tmp_path):
