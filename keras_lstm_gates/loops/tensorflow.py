@@ -43,12 +43,13 @@ def _length(tf, sequence):
     return int(steps) if steps is not None else tf.shape(sequence)[0]
 
 
-def forward_loop(cell, x, weights, h0, c0, mask, keep_values, blocks, keep_h):
+def forward_loop(cell, x, weights, h0, c0, mask, keep_values, blocks, keep_h, keras_step=False):
     """The forward ``tf.while_loop``: ``(hs, h_last, c_last, cs, values)``.
 
     ``weights`` is ``(kernels, biases, recurrent_kernels)``, one array per
     part each; ``blocks`` how the loop multiplies by them (see
-    :func:`.common.weight_blocks`).  ``hs`` is every step's ``h``, batch
+    :func:`.common.weight_blocks`); ``keras_step`` writes a joined step as
+    Keras's LSTM does, for tf2onnx.  ``hs`` is every step's ``h``, batch
     major or time major as ``keep_h`` says (``None`` when ``keep_h`` is
     ``None``); ``cs`` and ``values`` (the list ``[i, f, c~, o]``) are time
     major, or ``None`` unless ``keep_values``.
@@ -78,9 +79,10 @@ def forward_loop(cell, x, weights, h0, c0, mask, keep_values, blocks, keep_h):
 
     def body(t, h_prev, c_prev, arrays):
         x_t = xs.read(t)
-        if len(w) == 1:
+        if keras_step and len(w) == 1:
             # BiasAdd, then one Split: the step of Keras's LSTM as tf2onnx
             # finds it (rewriter/lstm_tf2_rewriter.py) and makes ONNX's LSTM.
+            # (Under XLA, slices run faster at small batches.)
             z = tf.nn.bias_add(tf.matmul(x_t, w[0]) + tf.matmul(h_prev, u[0]), b[0])
             zs = tf.split(z, len(PARTS), axis=-1)
         else:
@@ -141,6 +143,12 @@ class _FusedLoops:
         self.forward = tf.function(self._forward, jit_compile=self.jit_forward, **options)
         self.infer = tf.function(self._infer, jit_compile=self.jit_forward, **options)
         self.backward = tf.function(self._backward, jit_compile=jit, **options)
+        # Inside a graph, functions traced at each shape they meet (a relaxed
+        # trace, with unknown dimensions, makes a slower loop), shared by
+        # every call site of that shape.
+        exact = {"reduce_retracing": False, "autograph": False}
+        self.graph_forward = tf.function(self._forward, jit_compile=self.jit_forward, **exact)
+        self.graph_infer = tf.function(self._infer, jit_compile=self.jit_forward, **exact)
 
     def _forward(self, x, weights, h0, c0, mask):
         return forward_loop(
@@ -371,7 +379,7 @@ def fused_sequence(cell, x, ws, bs, us, h0, c0, mask, return_gates, return_seque
             # Keras's does.
             keep_h = "time_major"
         hs, h_last, c_last, cs, values = forward_loop(
-            cell, x, weights, h0, c0, mask, return_gates, 1, keep_h
+            cell, x, weights, h0, c0, mask, return_gates, 1, keep_h, keras_step=True
         )
         first = hs if return_sequences else h_last
         return (first, c_last, cs, values) if return_gates else (first, c_last)
@@ -395,7 +403,9 @@ def fused_sequence(cell, x, ws, bs, us, h0, c0, mask, return_gates, return_seque
     # directions of a Bidirectional): one trace and one XLA compilation per
     # shape.  Exported graphs, whose converters cannot lower two calls of one
     # function, returned above with the inline loop.
-    forward, infer = loops.forward, loops.infer
+    forward, infer = (
+        (loops.graph_forward, loops.graph_infer) if graph else (loops.forward, loops.infer)
+    )
     # With no tape recording (predict, evaluate, a call outside any
     # GradientTape) the loop keeps only what the layer returns.  Should a
     # function traced so be differentiated later, its gradient runs the
