@@ -229,6 +229,9 @@ def run(layer, sequences, initial_state, mask, training, return_gates):
     if kernel == "stepwise" and _onnx_lstm_reason(layer, mask, return_gates, dtype) is None:
         kernel = "onnx"
         hs, states, cs, values = _run_onnx_lstm(layer, x, states)
+    if kernel == "stepwise" and _tf2onnx_coupled(layer, mask, return_gates):
+        kernel = "onnx"
+        hs, states, cs, values = _run_as_plain_lstm(layer, x, states)
     if kernel == "onednn":
         hs = _run_native(layer, x, states, mask, training)
         if hs is not None:
@@ -312,6 +315,53 @@ def _run_onnx_lstm(layer, x, states):
         cell, x, fused_op.op_parts(cell), fused_op.op_peepholes(cell), *states
     )
     hs = ops.transpose(hs, (1, 0, 2)) if layer.return_sequences else h_last
+    return hs, [h_last, c_last], None, None
+
+
+def _tf2onnx_coupled(layer, mask, return_gates):
+    """Whether this call is a CIFG layer in a graph traced for tf2onnx,
+    which makes ONNX's LSTM only of the plain LSTM's step
+    (:func:`_run_as_plain_lstm`)."""
+    cell = layer.cell
+    return (
+        backend.backend() == "tensorflow"
+        and cell.spec.coupled
+        and not cell.spec.peepholes
+        and mask is None
+        and not return_gates
+        and fused_op.cell_reason(cell) is None
+        and compat.tf2onnx_converting()
+    )
+
+
+_PLAIN_CELLS = {}
+
+
+def _run_as_plain_lstm(layer, x, states):
+    """On TensorFlow, the plain LSTM's loop with :func:`~keras_lstm_gates.fused_op.op_parts`
+    of ``layer``'s cell, whose equations they are (CIFG's forget gate
+    ``1 - i`` as ``sigmoid(-z_i)``): ``(hs, states, None, None)`` as
+    :func:`_run_fused`.  The plain cell's step reads no weight of its own."""
+    import tensorflow as tf
+
+    from .cell import LSTMCell
+
+    units = layer.cell.units
+    if units not in _PLAIN_CELLS:
+        with tf.init_scope():  # made eagerly: a cell checks its activations
+            _PLAIN_CELLS[units] = LSTMCell(units)
+    weights = list(zip(*fused_op.op_parts(layer.cell).values()))
+    hs, c_last = loops.fused_sequence(
+        _PLAIN_CELLS[units],
+        x,
+        weights[0],
+        weights[2],
+        weights[1],
+        states[0],
+        states[1],
+        return_sequences=layer.return_sequences,
+    )
+    h_last = hs[:, -1] if layer.return_sequences else hs
     return hs, [h_last, c_last], None, None
 
 

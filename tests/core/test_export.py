@@ -578,6 +578,29 @@ def test_onnx_tensorflow_plain_lstm_is_lstm_nodes(rng, tmp_path, config):
         assert_close(got, to_numpy(reference(x)), f"ONNX LSTM node {config}, {steps} steps")
 
 
+@pytest.mark.parametrize("config", ["single", "sequences", "stacked", "bidirectional"])
+def test_onnx_tensorflow_cifg_is_lstm_nodes(rng, tmp_path, config):
+    # CIFG is the plain LSTM with the forget weights minus the input gate's:
+    # exported for tf2onnx as the plain loop with those weights, it becomes
+    # ONNX's LSTM node too.  Keras has no CIFG: the numpy reference checks it.
+    if BACKEND != "tensorflow":
+        pytest.skip("tf2onnx converts TensorFlow graphs")
+    needs_onnx()
+    import onnx
+
+    model = build(functools.partial(klg.LSTM, variant="CIFG"), config)
+    for w in model.weights:
+        w.assign(rng.normal(scale=0.7, size=w.shape).astype("float32"))
+    model(data(rng))
+    path = export_onnx(model, tmp_path, "cifg")
+    nodes = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert "LSTM" in nodes and "Loop" not in nodes, sorted(set(nodes))
+    for batch, steps in ((2, STEPS), (3, 9)):
+        x = data(rng, batch=batch, steps=steps)
+        _, (got,) = onnx_run(path, x)
+        assert_close(got, reference_model_outputs(model, x), f"ONNX CIFG {config}, {steps} steps")
+
+
 def test_onnx_torch_warns_on_an_unknown_sequence_length(rng, tmp_path):
     # PyTorch's exporter unrolls klg's step loop over the traced length, and
     # Keras traces a None length as 1: the artifact would compute one step.
