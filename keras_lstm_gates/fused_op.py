@@ -10,7 +10,7 @@ set to minus the input gate's, since ``1 - sigmoid(z) = sigmoid(-z)``:
 :func:`op_weights` and :func:`op_peepholes` write it so.
 """
 
-from keras import activations, ops
+from keras import activations, backend, ops
 
 from . import parts
 from .parts import PARTS
@@ -40,6 +40,20 @@ def cell_reason(cell):
         return "the fused LSTM ops' output activation is tanh"
     if not cell.use_bias:
         return "the fused LSTM ops' interface needs a bias"
+    return None
+
+
+def call_reason(layer, mask, return_gates, dtype):
+    """Why a call of ``layer`` cannot be one fused LSTM op, or ``None``."""
+    reason = cell_reason(layer.cell)
+    if reason is not None:
+        return reason
+    if mask is not None:
+        return "the fused LSTM ops take no mask"
+    if return_gates:
+        return "return_gates needs the per-step gate values"
+    if backend.standardize_dtype(dtype) != "float32":
+        return f"the fused LSTM ops' interface is float32, this call is {dtype}"
     return None
 
 

@@ -292,16 +292,7 @@ def _onnx_lstm_reason(layer, mask, return_gates, dtype):
     that node through PyTorch's own kernel, :func:`_run_native`.)"""
     if backend.backend() != "torch" or not compat.torch_onnx_exporting():
         return "not an ONNX export on the PyTorch backend"
-    reason = fused_op.cell_reason(layer.cell)
-    if reason is not None:
-        return reason
-    if mask is not None:
-        return "the LSTM node is exported with no mask"
-    if return_gates:
-        return "return_gates needs the per-step gate values"
-    if backend.standardize_dtype(dtype) != "float32":
-        return f"the LSTM node is exported for float32, this call is {dtype}"
-    return None
+    return fused_op.call_reason(layer, mask, return_gates, dtype)
 
 
 def _run_onnx_lstm(layer, x, states):
@@ -327,9 +318,7 @@ def _tf2onnx_coupled(layer, mask, return_gates):
         backend.backend() == "tensorflow"
         and cell.spec.coupled
         and not cell.spec.peepholes
-        and mask is None
-        and not return_gates
-        and fused_op.cell_reason(cell) is None
+        and fused_op.call_reason(layer, mask, return_gates, "float32") is None
         and compat.tf2onnx_converting()
     )
 

@@ -49,17 +49,11 @@ def unfused_reason(layer, kernel, mask, return_gates, dtype, batch):
     cannot become the fused op, or ``None``."""
     if kernel not in ("fused", "stepwise"):
         return f"the call runs the {kernel} kernel"
-    reason = fused_op.cell_reason(layer.cell)
+    reason = fused_op.call_reason(layer, mask, return_gates, dtype)
     if reason is not None:
         return reason
-    if mask is not None:
-        return "the fused op takes no mask"
-    if return_gates:
-        return "return_gates needs the per-step gate values"
     if layer.return_state or layer.stateful:
         return "the fused op gives no final cell state (return_state, stateful)"
-    if backend.standardize_dtype(dtype) != "float32":
-        return f"the fused op's interface is float32, this call is {dtype}"
     if batch is None:
         return "the fused op needs a fixed batch size, e.g. keras.Input(..., batch_size=1)"
     return None

@@ -323,7 +323,7 @@ def test_to_tflite_does_not_clip_the_cell_state(options, monkeypatch):
 @pytest.mark.parametrize(
     "config, options, reason",
     [
-        ("masked", {}, "takes no mask"),
+        ("masked", {}, "take no mask"),
         ("state", {}, "no final cell state"),
         ("single", {"variant": "NIG"}, "variant='NIG'"),
         ("single", {"variant": "LN"}, "normalise otherwise"),
