@@ -311,13 +311,20 @@ def _scheme(chromium, recorder, url, scheme):
     # Material's script picks the palette once it runs, which can be after
     # the load event on a busy machine: wait for the scheme that the system
     # setting asks for, up to a few seconds, then report what the page shows.
+    # The storage clearing above can land after the page has read the last
+    # palette: if the page shows another scheme, clear it from the page
+    # itself and load the page again, once.
     expected = "slate" if scheme == "dark" else "default"
     shown = None
-    for _ in range(50):
-        shown = chromium.evaluate("document.body.getAttribute('data-md-color-scheme')")
-        if shown == expected:
-            break
-        chromium.pump(0.1)
+    for attempt in range(2):
+        if attempt:
+            chromium.evaluate("localStorage.clear(); sessionStorage.clear(); true")
+            _open(chromium, recorder, url)
+        for _ in range(50):
+            shown = chromium.evaluate("document.body.getAttribute('data-md-color-scheme')")
+            if shown == expected:
+                return shown
+            chromium.pump(0.1)
     return shown
 
 
