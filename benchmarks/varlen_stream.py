@@ -3,7 +3,8 @@ pipeline that pads each batch to its longest sentence makes it.
 
     python benchmarks/varlen_stream.py                 # TensorFlow, ~5 min
     KERAS_BACKEND=jax python benchmarks/varlen_stream.py --lengths 20
-    python benchmarks/varlen_stream.py --out docs/assets/performance   # for the Performance page
+    python benchmarks/varlen_stream.py --extra-variables 18 --out docs/assets/performance
+                                                       # for the Performance page
 
 The model is the TensorFlow text-classification tutorial's, on token ids:
 ``Embedding(mask_zero=True)`` -> ``Bidirectional(LSTM(64))`` -> ``Dense``, built
@@ -13,7 +14,10 @@ Both train on the same stream, batch by batch in turn, in one process:
 shuffled order), then ``predict`` on the same stream.  Reported: the total
 seconds of each layer, the first call, and the median of the later calls.
 A layer whose compiled loop is built anew for every length pays that on
-every batch.
+every batch.  ``--extra-variables N`` adds a third model: Keras's, with N
+more variables (``klg.LSTM`` holds a kernel, recurrent kernel and bias per
+gate, 18 more in this Bidirectional), which times what the optimizer costs
+per variable.
 """
 
 import argparse
@@ -36,6 +40,13 @@ def main(argv=None):
         default="adam",
         help="the tutorial's adam; sgd keeps no slot per variable (see the Performance page)",
     )
+    parser.add_argument(
+        "--extra-variables",
+        type=int,
+        default=0,
+        help="also train keras.layers.LSTM's model with this many more variables (zero "
+        "vectors added to the LSTM's output), to time the optimizer's cost per variable",
+    )
     parser.add_argument("--out", help="write varlen_stream_<backend>.json and .md here")
     args = parser.parse_args(argv)
 
@@ -48,11 +59,39 @@ def main(argv=None):
     lengths = [20 + 2 * k for k in range(args.lengths)]
     rng.shuffle(lengths)
     vocabulary = 1000
-    inputs = keras.Input((None,), dtype="int32")
-    hidden = keras.layers.Embedding(vocabulary, 64, mask_zero=True)(inputs)
-    hidden = keras.layers.Bidirectional(keras.layers.LSTM(args.units))(hidden)
-    reference = keras.Model(inputs, keras.layers.Dense(1)(hidden))
+
+    class Offsets(keras.layers.Layer):
+        """Zero vectors added to the input: variables that change no number,
+        only how many variables the optimizer updates."""
+
+        def __init__(self, count, **kwargs):
+            super().__init__(**kwargs)
+            self.count = count
+
+        def build(self, shape):
+            self.offsets = [
+                self.add_weight(shape=(shape[-1],), initializer="zeros", name=f"offset_{k}")
+                for k in range(self.count)
+            ]
+
+        def call(self, x):
+            for offset in self.offsets:
+                x = x + offset
+            return x
+
+    def tutorial_model(extra_variables=0):
+        inputs = keras.Input((None,), dtype="int32")
+        hidden = keras.layers.Embedding(vocabulary, 64, mask_zero=True)(inputs)
+        hidden = keras.layers.Bidirectional(keras.layers.LSTM(args.units))(hidden)
+        if extra_variables:
+            hidden = Offsets(extra_variables)(hidden)
+        return keras.Model(inputs, keras.layers.Dense(1)(hidden))
+
+    reference = tutorial_model()
     models = {"keras.layers.LSTM": reference, "klg.LSTM": klg.convert(reference)}
+    if args.extra_variables:
+        name = f"keras.layers.LSTM, {args.extra_variables} more variables"
+        models[name] = tutorial_model(args.extra_variables)
     for model in models.values():
         model.compile(optimizer=args.optimizer, loss="mse")
     batches = []
@@ -67,7 +106,8 @@ def main(argv=None):
     for phase in ("train_on_batch", "predict"):
         times = {name: [] for name in models}
         for k, (x, y) in enumerate(batches):
-            names = list(models) if k % 2 == 0 else list(models)[::-1]
+            # The order rotates, so that a change of the machine's load hits all alike.
+            names = list(models)[k % len(models) :] + list(models)[: k % len(models)]
             for name in names:
                 start = time.perf_counter()
                 if phase == "train_on_batch":

@@ -377,26 +377,33 @@ class LSTMCell(compat.ExtraLosses, Layer, compat.dropout_rnn_cell()):
 
     # -- the fused weights ---------------------------------------------------
 
+    def part_weights(self, names=None):
+        """Each present part's ``(kernel, recurrent_kernel, bias)`` tensors,
+        as three lists in :data:`~keras_lstm_gates.parts.PARTS` order, read
+        from the parts' own variables (``bias`` is ``None`` when no part adds
+        one with its matmuls, else zeros for a part that adds none)."""
+        gates = [self.gates[n] for n in (names or self.spec.present_gates)]
+        kernels = [ops.convert_to_tensor(g.kernel) for g in gates]
+        recurrent_kernels = [ops.convert_to_tensor(g.recurrent_kernel) for g in gates]
+        biases = None
+        if any(g.projection_bias is not None for g in gates):
+            biases = [
+                ops.convert_to_tensor(g.projection_bias)
+                if g.projection_bias is not None
+                else ops.zeros((self.units,), kernels[0].dtype)
+                for g in gates
+            ]
+        return kernels, recurrent_kernels, biases
+
     def joined_weights(self, names=None):
         """The present parts' ``(kernel, recurrent_kernel, bias)`` side by
         side in :data:`~keras_lstm_gates.parts.PARTS` order (``bias`` is
         ``None`` when no part adds one with its matmuls): the weights of one
         matmul for every part, made at call time from the parts' own
-        variables, never stored."""
-        gates = [self.gates[n] for n in (names or self.spec.present_gates)]
-        kernel = parts.join([ops.convert_to_tensor(g.kernel) for g in gates])
-        recurrent_kernel = parts.join([ops.convert_to_tensor(g.recurrent_kernel) for g in gates])
-        bias = None
-        if any(g.projection_bias is not None for g in gates):
-            bias = parts.join(
-                [
-                    ops.convert_to_tensor(g.projection_bias)
-                    if g.projection_bias is not None
-                    else ops.zeros((self.units,), kernel.dtype)
-                    for g in gates
-                ]
-            )
-        return kernel, recurrent_kernel, bias
+        variables (:meth:`part_weights`), never stored."""
+        kernels, recurrent_kernels, biases = self.part_weights(names)
+        bias = None if biases is None else parts.join(biases)
+        return parts.join(kernels), parts.join(recurrent_kernels), bias
 
     def project(self, x, joined, masks=None, recurrent=False):
         """``x`` times the joined ``kernel`` (or ``recurrent_kernel``) of

@@ -23,6 +23,11 @@ Four kernels:
 The last two compute each step with the cell's one step; the first two
 are the same equations in C++ kernels, for the cells whose step they are
 (no :meth:`~keras_lstm_gates.LSTMCell.plain_lstm_reason`).
+
+A graph being converted may take, in place of those, what the converter
+writes as one fused LSTM op (:func:`_export_kernel`): ``"tflite"``,
+``"onnx_lstm"`` or ``"plain_lstm"``, for the cells that
+:mod:`keras_lstm_gates.fused_op` maps onto those ops.
 """
 
 from keras import backend, ops
@@ -211,26 +216,12 @@ def run(layer, sequences, initial_state, mask, training, return_gates):
     if mask is not None:
         mask = ops.expand_dims(ops.transpose(ops.cast(mask, "bool"), (1, 0)), -1)
     states = [ops.cast(s, dtype) for s in initial_state]
-    if _converting_to_tflite():
-        reason = tflite.unfused_reason(layer, kernel, mask, return_gates, dtype, x.shape[1])
-        converted = tflite.fusing()
-        if reason is None and converted is not None:
-            kernel = "tflite"
-            converted.append(layer)
-        else:
-            tflite.warn_unfused(layer, reason)
+    kernel = _export_kernel(layer, kernel, mask, return_gates, dtype, x.shape[1])
     if kernel == "tflite":
-        from .loops import tensorflow as tf_loops
-
-        hs, h_last = tf_loops.tflite_lstm(cell, x, *fused_op.op_weights(cell), *states)
-        # The fused op gives no final cell state, which this call does not use.
-        hs = ops.transpose(hs, (1, 0, 2)) if layer.return_sequences else h_last
-        states, cs, values = [h_last, ops.zeros_like(h_last)], None, None
-    if kernel == "stepwise" and _onnx_lstm_reason(layer, mask, return_gates, dtype) is None:
-        kernel = "onnx"
+        hs, states, cs, values = _run_tflite(layer, x, states)
+    elif kernel == "onnx_lstm":
         hs, states, cs, values = _run_onnx_lstm(layer, x, states)
-    if kernel == "stepwise" and _tf2onnx_coupled(layer, mask, return_gates):
-        kernel = "onnx"
+    elif kernel == "plain_lstm":
         hs, states, cs, values = _run_as_plain_lstm(layer, x, states)
     if kernel == "onednn":
         hs = _run_native(layer, x, states, mask, training)
@@ -258,17 +249,13 @@ def run(layer, sequences, initial_state, mask, training, return_gates):
     return last_output, outputs, states, gate_values
 
 
-def _run_fused(layer, x, states, mask, return_gates):
+def _run_fused(layer, x, states, mask, return_gates, cell=None, weights=None):
     """The fused loops: ``(hs, states, cs, values)``, ``hs`` batch major
-    (the last ``h`` alone without ``return_sequences``)."""
-    cell = layer.cell
-    gates = [cell.gates[n] for n in PARTS]
-    ws = [ops.convert_to_tensor(g.kernel) for g in gates]
-    us = [ops.convert_to_tensor(g.recurrent_kernel) for g in gates]
-    if cell.use_bias:
-        bs = [ops.convert_to_tensor(g.projection_bias) for g in gates]
-    else:
-        bs = [ops.zeros((cell.units,), x.dtype) for _ in gates]
+    (the last ``h`` alone without ``return_sequences``).  ``cell`` and
+    ``weights`` (per-part ``(kernels, recurrent_kernels, biases)``) are the
+    layer's own unless given."""
+    cell = cell or layer.cell
+    ws, us, bs = weights or _plain_part_weights(layer.cell, x.dtype)
     out = loops.fused_sequence(
         cell, x, ws, bs, us, states[0], states[1], mask, return_gates, layer.return_sequences
     )
@@ -276,6 +263,47 @@ def _run_fused(layer, x, states, mask, return_gates):
     h_last = hs[:, -1] if layer.return_sequences else hs
     cs, values = (out[2], out[3]) if return_gates else (None, None)
     return hs, [h_last, c_last], cs, values
+
+
+def _plain_part_weights(cell, dtype):
+    """:meth:`~keras_lstm_gates.LSTMCell.part_weights` of a plain cell, with
+    zero biases for a cell without ``use_bias``."""
+    ws, us, bs = cell.part_weights(PARTS)
+    if bs is None:
+        bs = [ops.zeros((cell.units,), dtype) for _ in PARTS]
+    return ws, us, bs
+
+
+def _export_kernel(layer, kernel, mask, return_gates, dtype, batch):
+    """The kernel of a call in a graph being converted, in place of
+    ``kernel``: ``"tflite"`` (TFLite's fused op, when
+    :func:`keras_lstm_gates.to_tflite` converts), ``"onnx_lstm"`` (ONNX's
+    LSTM node from PyTorch's exporter), ``"plain_lstm"`` (a CIFG layer as
+    the plain LSTM's loop, which tf2onnx makes ONNX's LSTM of), else
+    ``kernel``."""
+    if _converting_to_tflite():
+        reason = tflite.unfused_reason(layer, kernel, mask, return_gates, dtype, batch)
+        converted = tflite.fusing()
+        if reason is None and converted is not None:
+            converted.append(layer)
+            return "tflite"
+        tflite.warn_unfused(layer, reason)
+    if kernel == "stepwise" and _onnx_lstm_reason(layer, mask, return_gates, dtype) is None:
+        return "onnx_lstm"
+    if kernel == "stepwise" and _tf2onnx_coupled(layer, mask, return_gates):
+        return "plain_lstm"
+    return kernel
+
+
+def _run_tflite(layer, x, states):
+    """TFLite's fused op (:func:`~keras_lstm_gates.loops.tensorflow.tflite_lstm`):
+    ``(hs, states, None, None)`` as :func:`_run_fused`."""
+    from .loops import tensorflow as tf_loops
+
+    hs, h_last = tf_loops.tflite_lstm(layer.cell, x, *fused_op.op_weights(layer.cell), *states)
+    # The fused op gives no final cell state, which this call does not use.
+    hs = ops.transpose(hs, (1, 0, 2)) if layer.return_sequences else h_last
+    return hs, [h_last, ops.zeros_like(h_last)], None, None
 
 
 def _converting_to_tflite():
@@ -302,8 +330,14 @@ def _run_onnx_lstm(layer, x, states):
     from .loops import torch as torch_loops
 
     cell = layer.cell
+
+    def compute(x, h0, c0):
+        # What the node computes, run: the cell's step over the sequence.
+        final, ys = _stepwise_loop(cell, x, [h0, c0], unroll=True)
+        return ys[0], final[0], final[1]
+
     hs, h_last, c_last = torch_loops.onnx_lstm_sequence(
-        cell, x, fused_op.op_parts(cell), fused_op.op_peepholes(cell), *states
+        cell, x, fused_op.op_parts(cell), fused_op.op_peepholes(cell), *states, compute
     )
     hs = ops.transpose(hs, (1, 0, 2)) if layer.return_sequences else h_last
     return hs, [h_last, c_last], None, None
@@ -340,18 +374,7 @@ def _run_as_plain_lstm(layer, x, states):
         with tf.init_scope():  # made eagerly: a cell checks its activations
             _PLAIN_CELLS[units] = LSTMCell(units)
     weights = list(zip(*fused_op.op_parts(layer.cell).values()))
-    hs, c_last = loops.fused_sequence(
-        _PLAIN_CELLS[units],
-        x,
-        weights[0],
-        weights[2],
-        weights[1],
-        states[0],
-        states[1],
-        return_sequences=layer.return_sequences,
-    )
-    h_last = hs[:, -1] if layer.return_sequences else hs
-    return hs, [h_last, c_last], None, None
+    return _run_fused(layer, x, states, None, False, _PLAIN_CELLS[units], weights)
 
 
 def _run_native(layer, x, states, mask, training):
@@ -370,14 +393,7 @@ def _run_native(layer, x, states, mask, training):
         lengths = torch_loops.right_padded_lengths(mask)
         if lengths is None:
             return None
-    cell = layer.cell
-    gates = [cell.gates[n] for n in PARTS]
-    ws = [ops.convert_to_tensor(g.kernel) for g in gates]
-    us = [ops.convert_to_tensor(g.recurrent_kernel) for g in gates]
-    bs = [
-        ops.convert_to_tensor(g.bias) if cell.use_bias else ops.zeros((cell.units,), x.dtype)
-        for g in gates
-    ]
+    ws, us, bs = _plain_part_weights(layer.cell, x.dtype)
     hs, c_last = torch_loops.native_sequence(
         x, ws, bs, us, states[0], states[1], lengths, training, layer.return_sequences
     )
@@ -388,7 +404,36 @@ def _run_native(layer, x, states, mask, training):
 def _run_stepwise(layer, x, states, mask, return_gates, input_masks, recurrent_masks):
     """The loop of :meth:`~keras_lstm_gates.LSTMCell.step` with the
     backend's autodiff: ``(hs, states, cs, values)`` as :func:`_run_fused`."""
-    cell = layer.cell
+    if layer.unroll and x.shape[0] is None:
+        raise ValueError("unroll=True needs a known number of timesteps.")
+    final, ys = _stepwise_loop(
+        layer.cell,
+        x,
+        states,
+        mask,
+        return_gates,
+        input_masks,
+        recurrent_masks,
+        unroll=layer.unroll,
+    )
+    hs = loops.batch_major(ys[0]) if layer.return_sequences else final[0]
+    cs, values = (ys[-1], ys[1:-1]) if return_gates else (None, None)
+    return hs, list(final), cs, values
+
+
+def _stepwise_loop(
+    cell,
+    x,
+    states,
+    mask=None,
+    return_gates=False,
+    input_masks=None,
+    recurrent_masks=None,
+    unroll=False,
+):
+    """``cell``'s step over the time-major ``x``: ``(final_states, ys)``,
+    ``ys`` time major (every ``h``, then with ``return_gates`` the parts'
+    values and ``c``).  ``unroll`` runs it as a Python loop."""
     kernel, recurrent_kernel, bias = cell.joined_weights()
     # The input projection of every step in one matmul (one per part with
     # per-part dropout masks).
@@ -410,15 +455,9 @@ def _run_stepwise(layer, x, states, mask, return_gates, input_masks, recurrent_m
         return new, ys
 
     xs = (xz, mask) if mask is not None else xz
-    if layer.unroll:
-        if xz.shape[0] is None:
-            raise ValueError("unroll=True needs a known number of timesteps.")
-        final, ys = loops.common.python_scan(one_step, states, xs)
-    else:
-        final, ys = loops.scan(one_step, states, xs, 1 + (len(PARTS) + 1) * return_gates)
-    hs = loops.batch_major(ys[0]) if layer.return_sequences else final[0]
-    cs, values = (ys[-1], ys[1:-1]) if return_gates else (None, None)
-    return hs, list(final), cs, values
+    if unroll:
+        return loops.common.python_scan(one_step, states, xs)
+    return loops.scan(one_step, states, xs, 1 + (len(PARTS) + 1) * return_gates)
 
 
 def keras_starts_output_at_zero(unroll):

@@ -349,13 +349,13 @@ def _native_sequence(x, ws, bs, us, h0, c0, lengths, training, return_sequences)
     return hs, c_last
 
 
-def onnx_lstm_sequence(cell, x, op_parts, peepholes, h0, c0):
+def onnx_lstm_sequence(cell, x, op_parts, peepholes, h0, c0, compute):
     """The LSTM over a time-major sequence as what PyTorch's ONNX exporter
     (TorchScript route) writes as one ONNX ``LSTM`` node: for the cells that
     :mod:`keras_lstm_gates.fused_op` maps onto that op (CIFG and peepholes
     included), from the op's weights (``op_parts``, ``op_peepholes``).
-    Run, it computes ``cell.step`` over the steps.  Returns ``(hs, h_last,
-    c_last)``, ``hs`` time major."""
+    Run, it is ``compute(x, h0, c0)``, the cell's step over the sequence.
+    Returns ``(hs, h_last, c_last)``, ``hs`` time major."""
     import torch
 
     order = ("input_gate", "output_gate", "forget_gate", "candidate")  # ONNX's
@@ -370,10 +370,11 @@ def onnx_lstm_sequence(cell, x, op_parts, peepholes, h0, c0):
     # (through cell.step), and TorchScript's tracer must know every tensor
     # that a Function's forward touches.
     variables = [v.value for v in cell.weights]
-    return _onnx_lstm_function(cell).apply(x, w, r, b, p, h0[None], c0[None], *variables)
+    function = _onnx_lstm_function(cell, compute)
+    return function.apply(x, w, r, b, p, h0[None], c0[None], *variables)
 
 
-def _onnx_lstm_function(cell):
+def _onnx_lstm_function(cell, compute):
     # A class per export, holding the cell: an argument that is not a tensor
     # or a number stops TorchScript's tracer.
     import torch
@@ -383,13 +384,7 @@ def _onnx_lstm_function(cell):
 
         @staticmethod
         def forward(ctx, x, w, r, b, p, h0, c0, *variables):
-            kernel, recurrent_kernel, bias = cell.joined_weights()
-            xz = torch.matmul(x, kernel) + bias
-            h, c, hs = h0[0], c0[0], []
-            for t in range(x.shape[0]):
-                h, c, _ = cell.step(xz[t] + torch.matmul(h, recurrent_kernel), c)
-                hs.append(h)
-            return torch.stack(hs), h, c
+            return compute(x, h0[0], c0[0])
 
         @staticmethod
         def symbolic(g, x, w, r, b, p, h0, c0, *variables):
