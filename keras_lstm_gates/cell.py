@@ -378,17 +378,21 @@ class LSTMCell(compat.ExtraLosses, Layer, compat.dropout_rnn_cell()):
     # -- the fused weights ---------------------------------------------------
 
     def part_weights(self, names=None):
-        """Each present part's ``(kernel, recurrent_kernel, bias)`` tensors,
-        as three lists in :data:`~keras_lstm_gates.parts.PARTS` order, read
-        from the parts' own variables (``bias`` is ``None`` when no part adds
-        one with its matmuls, else zeros for a part that adds none)."""
+        """Each present part's ``(kernel, recurrent_kernel, bias)``, as three
+        lists in :data:`~keras_lstm_gates.parts.PARTS` order: the values of
+        the parts' own variables (``bias`` is ``None`` when no part adds one
+        with its matmuls, else zeros for a part that adds none).  A value is
+        a tensor, or on TensorFlow the ``tf.Variable``, read where it is
+        used."""
         gates = [self.gates[n] for n in (names or self.spec.present_gates)]
-        kernels = [ops.convert_to_tensor(g.kernel) for g in gates]
-        recurrent_kernels = [ops.convert_to_tensor(g.recurrent_kernel) for g in gates]
+        # A variable's value (autocast and stateless scopes applied), as
+        # ops.convert_to_tensor reads it, without its checks at every call.
+        kernels = [g.kernel.value for g in gates]
+        recurrent_kernels = [g.recurrent_kernel.value for g in gates]
         biases = None
         if any(g.projection_bias is not None for g in gates):
             biases = [
-                ops.convert_to_tensor(g.projection_bias)
+                g.projection_bias.value
                 if g.projection_bias is not None
                 else ops.zeros((self.units,), kernels[0].dtype)
                 for g in gates

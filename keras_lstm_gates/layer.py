@@ -261,9 +261,13 @@ class LSTM(RNN):
         self._check_initial_state(initial_state, batch_size)
         # As keras.layers.RNN: draw the dropout masks at every call, in
         # training or not, so that a seeded layer's generator advances as
-        # Keras's does and both draw the same masks.
-        self.cell.get_dropout_mask(sequences[:, 0, :])
-        self.cell.get_recurrent_dropout_mask(initial_state[0])
+        # Keras's does and both draw the same masks.  (At a rate of 0 no
+        # mask is drawn, nor needs resetting.)
+        cell = self.cell
+        if cell.dropout > 0:
+            cell.get_dropout_mask(sequences[:, 0, :])
+        if cell.recurrent_dropout > 0:
+            cell.get_recurrent_dropout_mask(initial_state[0])
         recorder = self._gate_recorder
         mask = sequence.sequence_mask(mask, sequences.shape)
         last_output, outputs, states, gate_values = sequence.run(
@@ -274,8 +278,10 @@ class LSTM(RNN):
             training,
             return_gates=self.return_gates or recorder is not None,
         )
-        self.cell.reset_dropout_mask()
-        self.cell.reset_recurrent_dropout_mask()
+        if cell.dropout > 0:
+            cell.reset_dropout_mask()
+        if cell.recurrent_dropout > 0:
+            cell.reset_recurrent_dropout_mask()
         dtype = self.compute_dtype
         last_output = ops.cast(last_output, dtype)
         outputs = ops.cast(outputs, dtype)
