@@ -4,6 +4,7 @@ so the difference is what happens around it.
 
     KERAS_BACKEND=torch python benchmarks/torch_call_cost.py
     KERAS_BACKEND=torch python benchmarks/torch_call_cost.py --threads 2
+    KERAS_BACKEND=torch python benchmarks/torch_call_cost.py --out docs/assets/performance
 
 Forward passes under ``torch.no_grad()``, interleaved rounds, medians, on
 the shapes of ``benchmarks/anchors.py``.  The candidates add one cost at a
@@ -20,8 +21,10 @@ time:
 """
 
 import argparse
+import json
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,10 +90,27 @@ def candidates(shape):
     }
 
 
+def render(results):
+    """The markdown table of a run (``results`` as ``main`` writes it)."""
+    names = results["candidates"]
+    lines = [
+        f"PyTorch {results['torch']}, measured {results['date']}, {results['threads']} "
+        "thread(s): median milliseconds of a forward pass.",
+        "",
+        "| B, T, D, H | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for row in results["rows"]:
+        shape = ", ".join(str(v) for v in row["shape"])
+        lines.append(f"| {shape} | " + " | ".join(f"{row['ms'][n]:.2f}" for n in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--out", help="write torch_call_cost.json and .md here")
     args = parser.parse_args(argv)
     import anchors
     import keras
@@ -100,19 +120,26 @@ def main(argv=None):
     if keras.backend.backend() != "torch":
         raise SystemExit("run with KERAS_BACKEND=torch")
     torch.set_num_threads(args.threads)
-    names = None
-    rows = []
+    rows, names = [], None
     for shape in anchors.SHAPES:
         fns = candidates(shape)
         names = list(fns)
         times = measure.interleaved(fns, args.repeats, warmup=5)
-        rows.append((shape, [times[n]["ms"] for n in names]))
-    print(f"PyTorch {torch.__version__}, {args.threads} thread(s): median ms of a forward pass")
-    print()
-    print("| B, T, D, H | " + " | ".join(f"`{n}`" for n in names) + " |")
-    print("|---" * (len(names) + 1) + "|")
-    for shape, ms in rows:
-        print(f"| {', '.join(map(str, shape))} | " + " | ".join(f"{m:.2f}" for m in ms) + " |")
+        rows.append({"shape": list(shape), "ms": {n: times[n]["ms"] for n in names}})
+    results = {
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "threads": args.threads,
+        "candidates": names,
+        "rows": rows,
+    }
+    table = render(results)
+    print(table)
+    if args.out:
+        with open(os.path.join(args.out, "torch_call_cost.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        with open(os.path.join(args.out, "torch_call_cost.md"), "w") as f:
+            f.write(table)
     return 0
 
 

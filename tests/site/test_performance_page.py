@@ -187,6 +187,16 @@ def test_anchor_tables_are_what_the_script_renders(backend):
     assert (RESULTS / f"anchors_{backend}.md").read_text(encoding="utf-8") == rendered
 
 
+def test_torch_call_cost_table_is_what_the_script_renders():
+    spec = importlib.util.spec_from_file_location(
+        "torch_call_cost", ROOT / "benchmarks" / "torch_call_cost.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = json.loads((RESULTS / "torch_call_cost.json").read_text(encoding="utf-8"))
+    assert (RESULTS / "torch_call_cost.md").read_text(encoding="utf-8") == module.render(data)
+
+
 def test_readme_quotes_the_torch_anchors():
     data = json.loads((RESULTS / "anchors_torch.json").read_text(encoding="utf-8"))
     rows = [r[f"forward_{r['default_threads']}_threads"] for r in data["rows"]]
