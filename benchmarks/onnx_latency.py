@@ -19,7 +19,6 @@ time over Keras's export, and the largest difference from Keras's ``predict``
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -79,14 +78,13 @@ def measure(shape, rounds, folder):
     expected["klg.LSTM"] = expected["keras.layers.LSTM"]
     runners = {name: session(m, folder, f"m{k}") for k, (name, m) in enumerate(models.items())}
     outputs = {name: run(r, x) for name, (r, _) in runners.items()}
-    times = {name: [] for name in runners}
-    names = list(runners)
-    for k in range(rounds):
-        for name in names[k % len(names) :] + names[: k % len(names)]:
-            start = time.perf_counter()
-            run(runners[name][0], x)
-            times[name].append(1000 * (time.perf_counter() - start))
-    medians = {name: statistics.median(t) for name, t in times.items()}
+    import measure
+
+    # The first calls above were the warm-up.
+    timed = measure.interleaved(
+        {name: (lambda r=r: run(r, x)) for name, (r, _) in runners.items()}, rounds, warmup=0
+    )
+    medians = {name: t["ms"] for name, t in timed.items()}
     return {
         "shape": list(shape),
         "form": {name: form for name, (_, form) in runners.items()},

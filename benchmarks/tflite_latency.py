@@ -17,7 +17,6 @@ between the outputs.
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -74,14 +73,13 @@ def measure(shape, rounds):
         "keras (WHILE)": interpreter(keras_model),
     }
     outputs = {name: invoke(r, x) for name, (r, _) in runners.items()}
-    times = {name: [] for name in runners}
-    names = list(runners)
-    for k in range(rounds):
-        for name in names[k % len(names) :] + names[: k % len(names)]:
-            start = time.perf_counter()
-            invoke(runners[name][0], x)
-            times[name].append(1000 * (time.perf_counter() - start))
-    medians = {name: statistics.median(t) for name, t in times.items()}
+    import measure
+
+    # The first calls above were the warm-up.
+    timed = measure.interleaved(
+        {name: (lambda r=r: invoke(r, x)) for name, (r, _) in runners.items()}, rounds, warmup=0
+    )
+    medians = {name: t["ms"] for name, t in timed.items()}
     return {
         "shape": list(shape),
         "ops": {name: ops for name, (_, ops) in runners.items()},

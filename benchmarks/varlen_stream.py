@@ -51,6 +51,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import keras
+    import measure
     import numpy as np
 
     import keras_lstm_gates as klg
@@ -106,8 +107,10 @@ def main(argv=None):
     for phase in ("train_on_batch", "predict"):
         times = {name: [] for name in models}
         for k, (x, y) in enumerate(batches):
-            # The order rotates, so that a change of the machine's load hits all alike.
-            names = list(models)[k % len(models) :] + list(models)[: k % len(models)]
+            # The order changes (measure.round_orders), so that neither a
+            # change of the machine's load nor what ran before favours one.
+            orders = measure.round_orders(len(models))
+            names = [list(models)[i] for i in orders[k % len(orders)]]
             for name in names:
                 start = time.perf_counter()
                 if phase == "train_on_batch":

@@ -20,8 +20,9 @@ RESULTS = ROOT / "docs" / "assets" / "performance"
 PAGE = ROOT / "docs" / "performance.md"
 
 
-def load_run_module():
-    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+def _benchmark_module(name):
+    """The script ``benchmarks/<name>.py``, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -45,7 +46,7 @@ def test_results_come_from_a_real_run():
 
 
 def test_tables_are_what_the_script_renders():
-    expected = load_run_module().markdown(report()) + "\n"
+    expected = _benchmark_module("run").markdown(report()) + "\n"
     assert (RESULTS / "results.md").read_text(encoding="utf-8") == expected
 
 
@@ -92,11 +93,7 @@ def test_readme_quotes_the_committed_ranges():
 
 
 def test_process_memory_table_is_what_the_script_renders():
-    spec = importlib.util.spec_from_file_location(
-        "process_memory", ROOT / "benchmarks" / "process_memory.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _benchmark_module("process_memory")
     data = json.loads((RESULTS / "process_memory.json").read_text(encoding="utf-8"))
     assert (RESULTS / "process_memory.md").read_text(encoding="utf-8") == module.markdown(data)
     assert {row["shape"]["T"] for row in data["rows"]} == {5000, 20000}
@@ -173,28 +170,17 @@ def test_page_speaks_to_readers():
     assert not found, f"change history belongs in CHANGELOG.md: {found}"
 
 
-def _anchors_module():
-    spec = importlib.util.spec_from_file_location("anchors", ROOT / "benchmarks" / "anchors.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 def test_anchor_tables_are_what_the_script_renders(backend):
     data = json.loads((RESULTS / f"anchors_{backend}.json").read_text(encoding="utf-8"))
-    rendered = _anchors_module().render(data)
+    rendered = _benchmark_module("anchors").render(data)
     assert (RESULTS / f"anchors_{backend}.md").read_text(encoding="utf-8") == rendered
 
 
 def test_torch_call_cost_table_is_what_the_script_renders():
-    spec = importlib.util.spec_from_file_location(
-        "torch_call_cost", ROOT / "benchmarks" / "torch_call_cost.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     data = json.loads((RESULTS / "torch_call_cost.json").read_text(encoding="utf-8"))
-    assert (RESULTS / "torch_call_cost.md").read_text(encoding="utf-8") == module.render(data)
+    rendered = _benchmark_module("torch_call_cost").render(data)
+    assert (RESULTS / "torch_call_cost.md").read_text(encoding="utf-8") == rendered
 
 
 def test_readme_quotes_the_torch_anchors():
