@@ -15,8 +15,9 @@ Two kinds of process:
 All layers return sequences.  Each is compiled the way its framework runs a
 model (``tf.function`` on TensorFlow, ``jax.jit`` on JAX, eager on PyTorch),
 warmed up, and then timed in rounds: one call of every candidate per round,
-the order rotating from round to round, so that drifts in machine load hit
-all of them alike.  Reported per candidate: the median wall time over the
+in orders where each runs right after every other equally often
+(:func:`round_orders`), so that drifts in machine load hit all of them
+alike and none is always timed behind the same one.  Reported per candidate: the median wall time over the
 rounds and the median CPU time of this process (all its threads).
 
 Memory of one warm training step (forward, loss, gradients w.r.t. the
