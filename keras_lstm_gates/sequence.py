@@ -254,8 +254,8 @@ def _run_fused(layer, x, states, mask, return_gates, cell=None, weights=None):
     (the last ``h`` alone without ``return_sequences``).  ``cell`` and
     ``weights`` (per-part ``(kernels, recurrent_kernels, biases)``) are the
     layer's own unless given."""
-    cell = cell or layer.cell
-    ws, us, bs = weights or _plain_part_weights(layer.cell, x.dtype)
+    cell = layer.cell if cell is None else cell
+    ws, us, bs = _plain_part_weights(layer.cell, x.dtype) if weights is None else weights
     out = loops.fused_sequence(
         cell, x, ws, bs, us, states[0], states[1], mask, return_gates, layer.return_sequences
     )
